@@ -1,0 +1,55 @@
+//! Project chores: `cargo xtask <task>`.
+//!
+//! - `setup`  installs the pinned external tools (see `xtask/pins.txt`) into the cache directory.
+//! - `ci`     exactly what CI runs: setup, fmt check, clippy, and every test tier with
+//!            `STACK_TEST_REQUIRE=all`.
+//! - `bench`  benchmarks that print ratios against an anchor measured in the same run.
+//! - `env`    prints the `export` lines that put the cached tools on PATH.
+
+mod bench;
+mod tools;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = &args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("setup") => tools::setup().map(|_| ()),
+        Some("env") => {
+            let tools = tools::setup()?;
+            print!("{}", tools.export_lines());
+            Ok(())
+        }
+        Some("ci") => ci(),
+        Some("bench") => bench::run(rest),
+        _ => bail!(
+            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]>\n\
+             see xtask/src/main.rs for what each task does"
+        ),
+    }
+}
+
+/// What `.ci/run` runs, and what a developer runs to reproduce CI.
+fn ci() -> Result<()> {
+    let tools = tools::setup()?;
+    let root = tools::project_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let run = |args: &[&str]| -> Result<()> {
+        eprintln!("$ cargo {}", args.join(" "));
+        let status = tools
+            .command(&cargo)
+            .args(args)
+            .current_dir(&root)
+            .env("STACK_TEST_REQUIRE", "all")
+            .status()?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["fmt", "--all", "--", "--check"])?;
+    run(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run(&["test", "--workspace"])?;
+    Ok(())
+}

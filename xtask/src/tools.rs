@@ -1,0 +1,107 @@
+//! The pinned external tools (`xtask/pins.txt`), built with `go install` into a cache outside the work
+//! tree and reused across runs.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Tools {
+    pub bin_dir: PathBuf,
+}
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the project root")
+        .to_path_buf()
+}
+
+/// `$STACK_DEV_CACHE`, else `~/.cache/stack-dev`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STACK_DEV_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".cache/stack-dev")
+}
+
+pub struct Pin {
+    pub name: String,
+    pub module: String,
+    pub version: String,
+}
+
+pub fn pins() -> Result<Vec<Pin>> {
+    let path = project_root().join("xtask/pins.txt");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut pins = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(spec), None) = (parts.next(), parts.next(), parts.next()) else {
+            bail!("{}:{}: expected `<name> <module>@<version>`", path.display(), n + 1);
+        };
+        let Some((module, version)) = spec.rsplit_once('@') else {
+            bail!("{}:{}: `{spec}` has no @version", path.display(), n + 1);
+        };
+        pins.push(Pin { name: name.into(), module: module.into(), version: version.into() });
+    }
+    Ok(pins)
+}
+
+/// Installs every pinned tool that is not yet in the cache at its pinned version.
+pub fn setup() -> Result<Tools> {
+    let bin_dir = cache_dir().join("bin");
+    std::fs::create_dir_all(&bin_dir)?;
+    for pin in pins()? {
+        // A stamp file records which version the cached binary was built from.
+        let stamp = bin_dir.join(format!(".{}.version", pin.name));
+        let wanted = format!("{}@{}", pin.module, pin.version);
+        if bin_dir.join(&pin.name).exists()
+            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+        {
+            continue;
+        }
+        eprintln!("xtask: installing {} ({wanted}) into {}", pin.name, bin_dir.display());
+        let status = Command::new("go")
+            .args(["install", &wanted])
+            .env("GOBIN", &bin_dir)
+            .env("CGO_ENABLED", "0")
+            .status()
+            .context("running `go install` (is Go installed?)")?;
+        if !status.success() {
+            bail!("`go install {wanted}` failed ({status})");
+        }
+        std::fs::write(&stamp, &wanted)?;
+    }
+    Ok(Tools { bin_dir })
+}
+
+impl Tools {
+    /// PATH with the cached tools first.
+    pub fn path_var(&self) -> std::ffi::OsString {
+        let mut paths = vec![self.bin_dir.clone()];
+        if let Some(old) = std::env::var_os("PATH") {
+            paths.extend(std::env::split_paths(&old));
+        }
+        std::env::join_paths(paths).expect("cache path has no separator")
+    }
+
+    /// A command that sees the cached tools on PATH.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("PATH", self.path_var());
+        cmd
+    }
+
+    pub fn export_lines(&self) -> String {
+        format!("export PATH={}:\"$PATH\"\n", self.bin_dir.display())
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+}
