@@ -1,0 +1,7 @@
+//! The one integration-test binary (one link, many modules).
+//!
+//! Tiers: tests that need nothing external run everywhere; tests that need a real component call
+//! `support::require(...)` first, which skips them with a visible message when the component is absent
+//! and FAILS them when `STACK_TEST_REQUIRE=all` (CI sets it after installing everything).
+
+mod support;

@@ -1,0 +1,56 @@
+//! Shared test helpers: test tiers, paths, running the built binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Whether CI demands every component (`STACK_TEST_REQUIRE=all`) or a listed one (`helm,docker`).
+fn required(component: &str) -> bool {
+    match std::env::var("STACK_TEST_REQUIRE") {
+        Ok(v) => v.split(',').any(|c| c.trim() == "all" || c.trim() == component),
+        Err(_) => false,
+    }
+}
+
+/// Call at the top of a test that needs `component`. `available` says whether it is here.
+/// Returns false (after printing why) when the test should be skipped; panics when CI requires it.
+pub fn require(component: &str, available: Result<(), String>) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if required(component) => {
+            panic!("needs {component}, required by STACK_TEST_REQUIRE, but: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: needs {component}: {why} (set STACK_TEST_REQUIRE=all to fail instead)");
+            false
+        }
+    }
+}
+
+/// Finds an executable: `$STACK_<NAME>` first, then PATH, then the xtask cache.
+pub fn find_tool(name: &str) -> Result<PathBuf, String> {
+    let var = format!("STACK_{}", name.to_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Ok(p) = which::which(name) {
+        return Ok(p);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    let cache = std::env::var_os("STACK_DEV_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(home).join(".cache/stack-dev"));
+    let p = cache.join("bin").join(name);
+    if p.exists() {
+        return Ok(p);
+    }
+    Err(format!("`{name}` not found on PATH, in ${var} or in {} (run `cargo xtask setup`)", cache.display()))
+}
+
+pub fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built `stack` binary.
+pub fn stack_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stack"))
+}
