@@ -7,6 +7,7 @@
 //! - `env`    prints the `export` lines that put the cached tools on PATH.
 
 mod bench;
+mod rig;
 mod tools;
 
 use anyhow::{bail, Result};
@@ -23,6 +24,7 @@ fn main() -> Result<()> {
         }
         Some("ci") => ci(),
         Some("bench") => bench::run(rest),
+        Some("rig") => rig::run(rest),
         _ => bail!(
             "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]>\n\
              see xtask/src/main.rs for what each task does"

@@ -5,6 +5,10 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod wrapper;
+
+pub use wrapper::download as go_mod_download;
+
 pub struct Tools {
     pub bin_dir: PathBuf,
 }
@@ -27,13 +31,22 @@ pub fn cache_dir() -> PathBuf {
 
 pub struct Pin {
     pub name: String,
+    /// The Go package of the binary's `main` (historically named `module`).
     pub module: String,
     pub version: String,
+    /// `setup` installs the default group; `rig up` installs the `rig` group too.
+    pub group: String,
+    /// Built from a generated wrapper module that requires this module and repeats its `replace`
+    /// lines (see `wrapper.rs`), because `go install` refuses modules with `replace` directives.
+    pub wrapper: Option<String>,
 }
+
+pub const DEFAULT_GROUP: &str = "tools";
 
 pub fn pins() -> Result<Vec<Pin>> {
     let path = project_root().join("xtask/pins.txt");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut pins = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -41,32 +54,89 @@ pub fn pins() -> Result<Vec<Pin>> {
             continue;
         }
         let mut parts = line.split_whitespace();
-        let (Some(name), Some(spec), None) = (parts.next(), parts.next(), parts.next()) else {
-            bail!("{}:{}: expected `<name> <module>@<version>`", path.display(), n + 1);
+        let (Some(name), Some(spec)) = (parts.next(), parts.next()) else {
+            bail!(
+                "{}:{}: expected `<name> <package>@<version> [group=..] [wrapper=..]`",
+                path.display(),
+                n + 1
+            );
         };
+        if name == "debian" {
+            continue; // Debian packages, see `debian_packages`
+        }
         let Some((module, version)) = spec.rsplit_once('@') else {
             bail!("{}:{}: `{spec}` has no @version", path.display(), n + 1);
         };
-        pins.push(Pin { name: name.into(), module: module.into(), version: version.into() });
+        let mut pin = Pin {
+            name: name.into(),
+            module: module.into(),
+            version: version.into(),
+            group: DEFAULT_GROUP.into(),
+            wrapper: None,
+        };
+        for opt in parts {
+            match opt.split_once('=') {
+                Some(("group", g)) => pin.group = g.into(),
+                Some(("wrapper", m)) => pin.wrapper = Some(m.into()),
+                _ => bail!(
+                    "{}:{}: unknown option `{opt}` (expected group=.. or wrapper=..)",
+                    path.display(),
+                    n + 1
+                ),
+            }
+        }
+        pins.push(pin);
     }
     Ok(pins)
 }
 
-/// Installs every pinned tool that is not yet in the cache at its pinned version.
+/// The `debian <package>...` lines of `xtask/pins.txt`: installed with apt-get, versions fixed by the
+/// Debian release.
+pub fn debian_packages() -> Result<Vec<String>> {
+    let path = project_root().join("xtask/pins.txt");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("debian "))
+        .flat_map(|rest| rest.split_whitespace().map(String::from))
+        .collect())
+}
+
+/// Installs every pinned tool of the default group that is not yet in the cache at its pinned version.
 pub fn setup() -> Result<Tools> {
+    setup_groups(&[DEFAULT_GROUP])
+}
+
+/// Installs the pinned tools of the given groups.
+pub fn setup_groups(groups: &[&str]) -> Result<Tools> {
     let bin_dir = cache_dir().join("bin");
     std::fs::create_dir_all(&bin_dir)?;
-    for pin in pins()? {
+    let pins: Vec<Pin> = pins()?
+        .into_iter()
+        .filter(|p| groups.contains(&p.group.as_str()))
+        .collect();
+    let stale = |pin: &Pin| {
         // A stamp file records which version the cached binary was built from.
         let stamp = bin_dir.join(format!(".{}.version", pin.name));
         let wanted = format!("{}@{}", pin.module, pin.version);
-        if bin_dir.join(&pin.name).exists()
-            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
-        {
-            continue;
-        }
-        eprintln!("xtask: installing {} ({wanted}) into {}", pin.name, bin_dir.display());
-        let status = Command::new("go")
+        !(bin_dir.join(&pin.name).exists()
+            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()))
+    };
+    let (wrapped, plain): (Vec<&Pin>, Vec<&Pin>) = pins
+        .iter()
+        .filter(|p| stale(p))
+        .partition(|p| p.wrapper.is_some());
+    wrapper::build(&wrapped, &bin_dir)?;
+    for pin in plain {
+        let stamp = bin_dir.join(format!(".{}.version", pin.name));
+        let wanted = format!("{}@{}", pin.module, pin.version);
+        eprintln!(
+            "xtask: installing {} ({wanted}) into {}",
+            pin.name,
+            bin_dir.display()
+        );
+        let status = wrapper::go()
             .args(["install", &wanted])
             .env("GOBIN", &bin_dir)
             .env("CGO_ENABLED", "0")
