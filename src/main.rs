@@ -1,1 +1,48 @@
-fn main() {}
+use clap::Parser;
+use stack::cli::{Cli, Command, Validate};
+use stack::config::Project;
+use stack::error::{Outcome, StackError};
+use stack::{ops, tool, ui};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let format = cli.format;
+    match run(cli) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(err) => {
+            ui::print_error(&err, format);
+            ExitCode::from(ui::exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let root = match &cli.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()?,
+    };
+    match cli.command {
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&stack::config::schema())?);
+            Ok(Outcome::Clean)
+        }
+        Command::Validate(Validate::Envs(args)) => {
+            if !root.is_dir() {
+                return Err(StackError::Usage { message: format!("project directory {} does not exist", root.display()), hint: None }.into());
+            }
+            let project = Project::load(&root)?;
+            let opts = ops::validate::Options { cloud: args.cloud, files: args.files, helm: args.helm };
+            let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
+            ui::print_validate(&report, cli.format)?;
+            Ok(if report.has_errors() { Outcome::Findings } else { Outcome::Clean })
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `stack.yaml`: one versioned file for every stage, plus the defaults that make a repo following the
+//! envs/ convention work with no file at all.
+//!
+//! Invariant: the JSON Schema printed by `stack schema` is the one used to check the file, so an
+//! editor and `stack` never disagree; unknown keys are rejected at file:line:col with "did you mean".
+
+pub mod dotenv;
+
+use crate::error::StackError;
+use crate::yaml::{self, Node, Origin, Pos, Value};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const API_VERSION: &str = "stack/v1";
+pub const FILE_NAME: &str = "stack.yaml";
+
+/// The whole file. Sections are added as stages land.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "stack.yaml", description = "Configuration of `stack` (apiVersion stack/v1)")]
+pub struct Config {
+    /// Always `stack/v1`.
+    pub api_version: String,
+    /// Project name used in release names; defaults to the repository directory's name.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub chart: ChartConfig,
+    #[serde(default)]
+    pub envs: EnvsConfig,
+    #[serde(default)]
+    pub validate: ValidateConfig,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChartConfig {
+    /// Directory of the umbrella chart. Default: the only chart under `charts/` that no other chart
+    /// depends on.
+    pub path: Option<String>,
+    /// Release name template (minijinja; variables: project, type, name). Default `{{ project }}-{{ name }}`.
+    pub release: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvsConfig {
+    /// Directory holding the env files. Default `envs`.
+    #[serde(default = "default_envs_dir")]
+    pub dir: String,
+    /// Cloud layer name (`<dir>/<cloud>.yaml`). Default: the only YAML file directly in `dir`, if any.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Value files per target, lowest precedence first, after the chart's values.yaml. Templates over
+    /// `envs` (the dir), `cloud`, `type`, `name`, `file` (the target file) and `dir` (its directory).
+    #[serde(default)]
+    pub layers: Option<Vec<LayerConfig>>,
+    /// Target files to skip (paths relative to the repo root, `*` and `**` globs).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// More targets beyond discovery, e.g. chart lifecycle files (values.test.yaml + values.test.ci.yaml).
+    #[serde(default)]
+    pub extra_targets: Vec<ExtraTarget>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+impl Default for EnvsConfig {
+    fn default() -> Self {
+        EnvsConfig {
+            dir: default_envs_dir(),
+            cloud: None,
+            layers: None,
+            exclude: Vec::new(),
+            extra_targets: Vec::new(),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+fn default_envs_dir() -> String {
+    "envs".into()
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayerConfig {
+    /// Path template of the values file.
+    pub file: String,
+    /// A missing optional layer is skipped; a missing required one is an error.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtraTarget {
+    pub name: String,
+    /// The env type this target is judged as (for policies). Default: `name`.
+    #[serde(default)]
+    pub r#type: Option<String>,
+    /// Values files, lowest precedence first (after the chart's values.yaml).
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub image_tags: ImageTagPolicy,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { image_tags: ImageTagPolicy::default() }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageTagPolicy {
+    /// Tags that are refused (`""` means empty or missing). Default `["", "latest"]`.
+    #[serde(default = "default_forbidden_tags")]
+    pub forbid: Vec<String>,
+    /// Env types the policy applies to. Default `[ci, preview, live]`.
+    #[serde(default = "default_policy_types")]
+    pub env_types: Vec<String>,
+}
+
+impl Default for ImageTagPolicy {
+    fn default() -> Self {
+        ImageTagPolicy { forbid: default_forbidden_tags(), env_types: default_policy_types() }
+    }
+}
+
+fn default_forbidden_tags() -> Vec<String> {
+    vec![String::new(), "latest".into()]
+}
+
+fn default_policy_types() -> Vec<String> {
+    vec!["ci".into(), "preview".into(), "live".into()]
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidateConfig {
+    /// Severity per rule: error | warning | info | off.
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleLevel>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleLevel {
+    Error,
+    Warning,
+    Info,
+    Off,
+}
+
+/// The configuration in force and where the project lives.
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: Config,
+    /// `stack.yaml` when one was read.
+    pub file: Option<PathBuf>,
+    /// Variables from `.env` (never printed).
+    pub dotenv: BTreeMap<String, String>,
+}
+
+/// The JSON Schema of stack.yaml.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).expect("schema serializes")
+}
+
+impl Project {
+    /// Reads `<root>/stack.yaml` if present, else uses the defaults.
+    pub fn load(root: &Path) -> Result<Project, StackError> {
+        let path = root.join(FILE_NAME);
+        let dotenv = dotenv::load(&root.join(".env"));
+        if !path.exists() {
+            let config = Config {
+                api_version: API_VERSION.into(),
+                project: None,
+                chart: ChartConfig::default(),
+                envs: EnvsConfig::default(),
+                validate: ValidateConfig::default(),
+            };
+            return Ok(Project { root: root.to_path_buf(), config, file: None, dotenv });
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| StackError::config(None, format!("cannot read {}: {e}", path.display()), "check the file's permissions"))?;
+        let config = parse(&Arc::from(FILE_NAME), &text)?;
+        Ok(Project { root: root.to_path_buf(), config, file: Some(path), dotenv })
+    }
+
+    pub fn project_name(&self) -> String {
+        self.config.project.clone().unwrap_or_else(|| {
+            self.root.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "app".into())
+        })
+    }
+}
+
+/// Parses and checks stack.yaml text: YAML errors, schema errors and unknown keys all at line:col.
+pub fn parse(file: &Arc<str>, text: &str) -> Result<Config, StackError> {
+    let doc = yaml::parse(file, text).map_err(StackError::from_parse)?;
+    let root = doc.root;
+    let json = root.value.to_json();
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).expect("stack.yaml schema compiles");
+    let mut problems: Vec<(Origin, String, Option<String>)> = Vec::new();
+    for err in validator.iter_errors(&json) {
+        let segments: Vec<String> =
+            err.instance_path().as_str().split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+        let node = locate(&root, &segments);
+        let at = if segments.is_empty() { "top level".to_owned() } else { segments.join(".") };
+        match err.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed = allowed_keys(&schema, &segments);
+                for key in unexpected {
+                    let origin = node.value.as_map().and_then(|m| m.get(key)).map_or(node.origin.clone(), |n| n.origin.clone());
+                    let candidates: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                    let hint = match crate::values::checks::did_you_mean(key, &candidates) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("allowed here: {}", allowed.join(", ")),
+                    };
+                    problems.push((origin, format!("unknown key `{key}` in {at}"), Some(hint)));
+                }
+            }
+            _ => problems.push((node.origin.clone(), format!("{at}: {}", err.masked()), None)),
+        }
+    }
+    if let Some((origin, message, hint)) = problems.first().cloned() {
+        let more = problems.len() - 1;
+        let message = if more > 0 {
+            let rest: Vec<String> = problems[1..].iter().map(|(o, m, _)| format!("  {o}: {m}")).collect();
+            format!("{message}\n{}", rest.join("\n"))
+        } else {
+            message
+        };
+        return Err(StackError::Config { origin: Some(origin), message, hint: hint.or(Some("see `stack schema` for every key".into())) });
+    }
+    let config: Config = serde_json::from_value(json)
+        .map_err(|e| StackError::config(Some(root.origin.clone()), format!("invalid {FILE_NAME}: {e}"), "see `stack schema`"))?;
+    if config.api_version != API_VERSION {
+        let origin = root.value.as_map().and_then(|m| m.get("apiVersion")).map(|n| n.origin.clone());
+        return Err(StackError::config(origin, format!("unsupported apiVersion `{}`", config.api_version), format!("use `apiVersion: {API_VERSION}`")));
+    }
+    Ok(config)
+}
+
+fn locate<'a>(root: &'a Node, segments: &[String]) -> &'a Node {
+    let mut node = root;
+    for s in segments {
+        let next = match &node.value {
+            Value::Map(m) => m.get(s),
+            Value::Seq(items) => s.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    node
+}
+
+/// The property names the schema allows at an instance path (following `$ref`s and arrays).
+fn allowed_keys(schema: &serde_json::Value, segments: &[String]) -> Vec<String> {
+    let mut s = resolve_ref(schema, schema);
+    for seg in segments {
+        let next = if seg.parse::<usize>().is_ok() { s.get("items") } else { s.get("properties").and_then(|p| p.get(seg)) };
+        match next {
+            Some(n) => s = resolve_ref(schema, n),
+            None => return Vec::new(),
+        }
+    }
+    s.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// Follows `$ref`s, and into the object branch of an `anyOf` (how schemars writes `Option<T>`).
+fn resolve_ref<'a>(root: &'a serde_json::Value, mut s: &'a serde_json::Value) -> &'a serde_json::Value {
+    for _ in 0..8 {
+        if let Some(p) = s.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.strip_prefix('#')) {
+            s = root.pointer(p).unwrap_or(s);
+            continue;
+        }
+        match s.get("anyOf").and_then(|a| a.as_array()).and_then(|any| any.iter().find(|x| x.get("$ref").is_some() || x.get("properties").is_some())) {
+            Some(obj) => s = obj,
+            None => break,
+        }
+    }
+    s
+}
+
+/// Used by errors that have no better place to point at.
+pub fn file_origin(file: &str) -> Origin {
+    Origin { file: Arc::from(file), pos: Pos { line: 1, col: 1 } }
+}

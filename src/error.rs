@@ -1,0 +1,71 @@
+//! Errors callers branch on, and the exit code each maps to (DESIGN.md "Bad input policy").
+//!
+//! Exit codes: 0 ok, 1 findings or failed checks, 2 usage or configuration error, 3 missing external
+//! tool or daemon. Anything else that escapes to `main` is treated as a configuration error (2).
+
+use crate::yaml::{Origin, ParseError, Pos};
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// Wrong flags or arguments.
+    #[error("{message}")]
+    Usage { message: String, hint: Option<String> },
+    /// A file the user wrote is malformed or inconsistent.
+    #[error("{}{message}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+    Config { origin: Option<Origin>, message: String, hint: Option<String> },
+    /// An external tool or daemon is not there.
+    #[error("{tool} not found — {hint}")]
+    MissingTool { tool: String, hint: String },
+}
+
+impl StackError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StackError::Usage { .. } | StackError::Config { .. } => 2,
+            StackError::MissingTool { .. } => 3,
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            StackError::Usage { hint, .. } | StackError::Config { hint, .. } => hint.as_deref(),
+            StackError::MissingTool { .. } => None,
+        }
+    }
+
+    pub fn config(origin: Option<Origin>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        StackError::Config { origin, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// A YAML syntax error becomes a configuration error at its line:col.
+    pub fn from_parse(e: ParseError) -> Self {
+        StackError::Config {
+            origin: Some(Origin { file: e.file, pos: e.pos }),
+            message: format!("malformed YAML: {}", e.message),
+            hint: Some("fix the YAML syntax at that position".into()),
+        }
+    }
+}
+
+/// How a run ended, for `main`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Clean,
+    Findings,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+        }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}

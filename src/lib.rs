@@ -1,0 +1,12 @@
+//! `stack`: validate, up, test, preview and live for a Kubernetes app team's platform repo.
+//! See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod error;
+pub mod ops;
+pub mod tool;
+pub mod ui;
+pub mod values;
+pub mod yaml;

@@ -1,0 +1,251 @@
+//! `stack validate envs`: every target's values composed exactly as Helm would, validated offline.
+//!
+//! Plan: load the chart once (schemas compiled once), parse every layer file once, then compose and
+//! check targets in parallel. Every finding is collected (never fail-fast); findings shared by many
+//! targets are merged. `--helm` additionally runs real `helm template` per target.
+
+mod chart_checks;
+pub mod discover;
+
+use crate::config::{Project, RuleLevel};
+use crate::diag::{self, Finding, Rule, Severity};
+use crate::error::StackError;
+use crate::tool::{self, Cmd, Runner, Tool};
+use crate::values::{self, checks::KnownKeys};
+use crate::yaml::{self, Map, Value};
+pub use discover::Target;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    pub cloud: Option<String>,
+    /// Changed files (as pre-commit passes them): validate only the targets they affect.
+    pub files: Vec<PathBuf>,
+    /// Also run real `helm template` per target.
+    pub helm: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct TargetResult {
+    pub name: String,
+    /// chart values.yaml first, then the layers: the order used.
+    pub layers: Vec<String>,
+    pub errors: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub chart: String,
+    pub cloud: Option<String>,
+    pub targets: Vec<TargetResult>,
+    pub findings: Vec<Finding>,
+    /// Set when FILES were given and affect no target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_affected: Option<String>,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// A parsed layer file, shared by every target that uses it.
+struct Layer {
+    root: Map,
+}
+
+pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Report, StackError> {
+    let chart_rel = discover::chart_dir(project)?;
+    let (mut targets, cloud) = discover::targets(project, opts.cloud.as_deref())?;
+    if !opts.files.is_empty() {
+        targets = affected(project, &chart_rel, targets, &opts.files);
+        if targets.is_empty() {
+            return Ok(Report {
+                chart: chart_rel,
+                cloud,
+                targets: Vec::new(),
+                findings: Vec::new(),
+                nothing_affected: Some(format!("none of the {} given file(s) affect a target", opts.files.len())),
+            });
+        }
+    }
+    let helm = if opts.helm { Some(tool::find(Tool::Helm)?) } else { None };
+
+    let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
+    let (defaults, tree) = values::compose::defaults_all(&chart);
+    values::schema::precompile(&tree)?;
+    let known = KnownKeys { defaults, tree };
+
+    let mut findings = Vec::new();
+    chart_checks::check(&chart, &mut findings)?;
+
+    // Parse every layer file once; report every malformed file, not only the first.
+    let mut files: Vec<&String> = targets.iter().flat_map(|t| t.layers.iter()).collect();
+    files.sort();
+    files.dedup();
+    let parsed: Vec<(String, Result<(Layer, Vec<yaml::Note>), StackError>)> =
+        files.par_iter().map(|f| ((*f).clone(), parse_layer(project, f))).collect();
+    let mut layers: BTreeMap<String, Layer> = BTreeMap::new();
+    let mut broken = Vec::new();
+    for (f, r) in parsed {
+        match r {
+            Ok((layer, notes)) => {
+                values::checks::yaml_notes(&Arc::from(f.as_str()), &notes, &mut findings);
+                values::checks::unknown_keys(&known, &layer.root, &mut findings);
+                layers.insert(f, layer);
+            }
+            Err(e) => broken.push(e),
+        }
+    }
+    if let Some(first) = broken.into_iter().reduce(|a, b| match (a, b) {
+        (StackError::Config { origin, message, hint }, StackError::Config { origin: o2, message: m2, .. }) => {
+            let o2 = o2.map(|o| format!("{o}: ")).unwrap_or_default();
+            StackError::Config { origin, message: format!("{message}\n{o2}{m2}"), hint }
+        }
+        (a, _) => a,
+    }) {
+        return Err(first);
+    }
+
+    let policy = &project.config.envs.policy.image_tags;
+    let per_target: Vec<Vec<Finding>> = targets
+        .par_iter()
+        .map(|t| {
+            let mut out = Vec::new();
+            let mut user = Map::new();
+            for l in &t.layers {
+                values::compose::merge_maps(&mut user, &layers[l].root);
+            }
+            let composed = values::compose::compose(&chart, &user);
+            values::checks::clashes(&composed.clashes, &mut out);
+            let root = yaml::Node { value: Value::Map(composed.values.clone()), origin: crate::config::file_origin(&t.file) };
+            if let Err(e) = values::schema::validate(&composed.tree, &composed.values, &root, "", &mut out) {
+                out.push(Finding::new(Rule::Schema, None, e.to_string()));
+            }
+            if policy.env_types.contains(&t.env_type) {
+                values::checks::image_tags(&composed.values, &policy.forbid, &t.env_type, "", &mut out);
+            }
+            for f in &mut out {
+                f.targets.push(t.name.clone());
+            }
+            out
+        })
+        .collect();
+    findings.extend(per_target.into_iter().flatten());
+
+    if let Some(helm) = &helm {
+        let release_tpl = project.config.chart.release.clone().unwrap_or_else(|| "{{ project }}-{{ name }}".into());
+        let project_name = project.project_name();
+        let results: Vec<Option<Finding>> = targets
+            .par_iter()
+            .map(|t| helm_template(project, runner, helm, &chart_rel, &release_tpl, &project_name, t))
+            .collect::<Result<_, _>>()?;
+        findings.extend(results.into_iter().flatten());
+    }
+
+    apply_rule_levels(project, &mut findings);
+    let findings = diag::merge_across_targets(findings);
+    let targets = targets
+        .iter()
+        .map(|t| TargetResult {
+            name: t.name.clone(),
+            layers: std::iter::once(format!("{chart_rel}/values.yaml")).chain(t.layers.iter().cloned()).collect(),
+            errors: findings.iter().filter(|f| f.severity == Severity::Error && f.targets.contains(&t.name)).count(),
+        })
+        .collect();
+    Ok(Report { chart: chart_rel, cloud, targets, findings, nothing_affected: None })
+}
+
+fn parse_layer(project: &Project, file: &str) -> Result<(Layer, Vec<yaml::Note>), StackError> {
+    let text = std::fs::read_to_string(project.root.join(file))
+        .map_err(|e| StackError::config(None, format!("cannot read {file}: {e}"), "check that the file exists and is readable"))?;
+    let doc = yaml::parse_values(&Arc::from(file), &text).map_err(StackError::from_parse)?;
+    let Value::Map(root) = doc.root.value else { unreachable!("parse_values returns a map") };
+    Ok((Layer { root }, doc.notes))
+}
+
+/// Targets affected by changed files: a file in a target's layers, anything in the chart, or
+/// stack.yaml (everything).
+fn affected(project: &Project, chart_rel: &str, targets: Vec<Target>, files: &[PathBuf]) -> Vec<Target> {
+    let root = project.root.canonicalize().unwrap_or_else(|_| project.root.clone());
+    let rels: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let abs = if f.is_absolute() { f.clone() } else { std::env::current_dir().unwrap_or_default().join(f) };
+            let abs = abs.canonicalize().unwrap_or(abs);
+            abs.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_else(|_| f.to_string_lossy().into_owned())
+        })
+        .collect();
+    let everything = rels.iter().any(|f| f == crate::config::FILE_NAME || f.starts_with("charts/") || f.starts_with(&format!("{chart_rel}/")));
+    if everything {
+        return targets;
+    }
+    targets.into_iter().filter(|t| t.layers.iter().any(|l| rels.contains(l))).collect()
+}
+
+fn helm_template(
+    project: &Project,
+    runner: &dyn Runner,
+    helm: &std::path::Path,
+    chart_rel: &str,
+    release_tpl: &str,
+    project_name: &str,
+    t: &Target,
+) -> Result<Option<Finding>, StackError> {
+    let release = minijinja::Environment::new()
+        .render_str(release_tpl, minijinja::context! { project => project_name, r#type => t.env_type.clone(), name => t.name.rsplit('/').next().unwrap_or(&t.name) })
+        .map_err(|e| StackError::config(None, format!("chart.release template: {e}"), "variables: project, type, name"))?;
+    let mut cmd = Cmd::new(helm).cwd(&project.root).args(["template", &release, chart_rel]);
+    for l in &t.layers {
+        cmd = cmd.args(["-f", l]);
+    }
+    for (k, v) in &project.dotenv {
+        cmd = cmd.secret_env(k, v);
+    }
+    let out = runner.output(&cmd).map_err(|e| StackError::config(None, e.to_string(), "check the helm installation"))?;
+    if out.success() {
+        return Ok(None);
+    }
+    let msg = out.stderr.lines().filter(|l| !l.starts_with("walk.go") && !l.trim().is_empty()).collect::<Vec<_>>().join("\n");
+    let hint = if msg.contains("missing in charts/ directory") {
+        format!("vendor the subcharts first: `helm dependency build {chart_rel}`")
+    } else {
+        format!("reproduce with: {}", cmd.short_line())
+    };
+    let mut f = Finding::new(Rule::HelmTemplate, Some(crate::config::file_origin(&t.file)), format!("helm template failed: {msg}")).hint(hint);
+    f.targets.push(t.name.clone());
+    Ok(Some(f))
+}
+
+fn apply_rule_levels(project: &Project, findings: &mut Vec<Finding>) {
+    let levels = &project.config.validate.rules;
+    if levels.is_empty() {
+        return;
+    }
+    findings.retain_mut(|f| match levels.get(f.rule.name()) {
+        None => true,
+        Some(RuleLevel::Off) => false,
+        Some(RuleLevel::Error) => {
+            f.severity = Severity::Error;
+            true
+        }
+        Some(RuleLevel::Warning) => {
+            f.severity = Severity::Warning;
+            true
+        }
+        Some(RuleLevel::Info) => {
+            f.severity = Severity::Info;
+            true
+        }
+    });
+}
+
+/// Names of every rule, for `validate.rules` in stack.yaml.
+pub fn rule_names() -> Vec<&'static str> {
+    Rule::ALL.iter().map(|r| r.name()).collect()
+}
+

@@ -1,0 +1,226 @@
+//! The only place that spawns processes (clippy.toml forbids `Command::new` elsewhere).
+//!
+//! [`Cmd`] is one value for every subprocess: program, args, cwd, env, stdin. Its `Display` is the
+//! exact shell-escaped command line with secrets redacted, so `--dry-run` plans and error messages
+//! show what runs without leaking anything. [`Runner`] is the seam for tests: [`RealRunner`] runs,
+//! [`RecordingRunner`] records and answers from a script.
+
+mod discover;
+mod recording;
+
+pub use discover::{find, Tool};
+pub use recording::RecordingRunner;
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// An argument or environment value; secrets never appear in `Display` or `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Arg {
+    Plain(String),
+    Secret(String),
+}
+
+impl Arg {
+    pub fn expose(&self) -> &str {
+        match self {
+            Arg::Plain(s) | Arg::Secret(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Plain(s) => write!(f, "{s:?}"),
+            Arg::Secret(_) => f.write_str("<redacted>"),
+        }
+    }
+}
+
+/// One subprocess, as a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, Arg)>,
+    /// Bytes written to stdin (how secrets reach tools: `--password-stdin`).
+    pub stdin: Option<Arg>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Cmd { program: program.into(), args: Vec::new(), cwd: None, env: Vec::new(), stdin: None }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), Arg::Plain(v.into())));
+        self
+    }
+
+    pub fn secret_env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), Arg::Secret(v.into())));
+        self
+    }
+
+    pub fn stdin_secret(mut self, data: impl Into<String>) -> Self {
+        self.stdin = Some(Arg::Secret(data.into()));
+        self
+    }
+
+    /// argv as strings (program first), for test assertions.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect()
+    }
+
+    /// The command line with the program's file name only (stable across machines).
+    pub fn short_line(&self) -> String {
+        let name = self.program.file_name().map_or_else(|| self.program.display().to_string(), |n| n.to_string_lossy().into_owned());
+        std::iter::once(name).chain(self.args.iter().cloned()).map(|a| quote(&a)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn quote(s: &str) -> String {
+    shell_words::quote(s).into_owned()
+}
+
+impl fmt::Display for Cmd {
+    /// `cd DIR && K=V K2=<redacted> program 'arg 1' ... < <redacted>`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(cwd) = &self.cwd {
+            write!(f, "cd {} && ", quote(&cwd.display().to_string()))?;
+        }
+        for (k, v) in &self.env {
+            match v {
+                Arg::Plain(v) => write!(f, "{k}={} ", quote(v))?,
+                Arg::Secret(_) => write!(f, "{k}=<redacted> ")?,
+            }
+        }
+        write!(f, "{}", quote(&self.program.display().to_string()))?;
+        for a in &self.args {
+            write!(f, " {}", quote(a))?;
+        }
+        if self.stdin.is_some() {
+            f.write_str(" < <redacted>")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a finished process produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// A process that could not be started or that failed: the command, status and output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not start `{cmd}`: {source}")]
+    Spawn { cmd: String, source: std::io::Error },
+    #[error("`{cmd}` failed with exit status {}\n{}", output.status, output.stderr.trim_end())]
+    Failed { cmd: String, output: Output },
+}
+
+/// The seam between stages and processes.
+pub trait Runner: Send + Sync {
+    /// Runs to completion and captures output; a non-zero exit is returned as `Ok(output)`.
+    fn output(&self, cmd: &Cmd) -> Result<Output, RunError>;
+
+    /// Runs and fails unless the exit status is 0.
+    fn run(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        let out = self.output(cmd)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(RunError::Failed { cmd: cmd.to_string(), output: out })
+        }
+    }
+}
+
+/// Runs real processes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealRunner;
+
+impl Runner for RealRunner {
+    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut c = Command::new(&cmd.program);
+        c.args(&cmd.args);
+        if let Some(d) = &cmd.cwd {
+            c.current_dir(d);
+        }
+        for (k, v) in &cmd.env {
+            c.env(k, v.expose());
+        }
+        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|source| RunError::Spawn { cmd: cmd.to_string(), source })?;
+        if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+            // A tool that exits before reading stdin is reported through its exit status.
+            let _ = stdin.write_all(data.expose().as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|source| RunError::Spawn { cmd: cmd.to_string(), source })?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_shell_escaped_and_redacted() {
+        let c = Cmd::new("/usr/bin/helm")
+            .args(["template", "my app", "--set", "a=b"])
+            .env("HELM_DEBUG", "1")
+            .secret_env("TOKEN", "s3cret")
+            .stdin_secret("hunter2");
+        let line = c.to_string();
+        assert_eq!(line, "HELM_DEBUG=1 TOKEN=<redacted> /usr/bin/helm template 'my app' --set a=b < <redacted>");
+        assert!(!format!("{c:?}").contains("s3cret") && !format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn real_runner_captures_output_and_status() {
+        let out = RealRunner.output(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])).unwrap();
+        assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
+        let err = RealRunner.run(&Cmd::new("sh").args(["-c", "exit 2"])).unwrap_err();
+        assert!(err.to_string().contains("exit status 2"));
+    }
+
+    #[test]
+    fn secrets_reach_the_process_through_stdin_only() {
+        let out = RealRunner.output(&Cmd::new("sh").args(["-c", "cat"]).stdin_secret("pw")).unwrap();
+        assert_eq!(out.stdout, "pw");
+    }
+}

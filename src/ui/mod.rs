@@ -1,0 +1,216 @@
+//! The only place that prints. Ops return reports; this module renders them as human text (colour
+//! only on a terminal and without NO_COLOR), one JSON document, or GitHub annotations + step summary.
+
+use crate::diag::{Finding, Severity};
+use crate::error::StackError;
+use crate::ops::validate::Report;
+use console::Style;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+/// Whether to colour stderr/stdout output.
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && console::Term::stdout().is_term() && console::colors_enabled()
+}
+
+struct Styles {
+    error: Style,
+    warning: Style,
+    info: Style,
+    dim: Style,
+    bold: Style,
+}
+
+impl Styles {
+    fn new(color: bool) -> Self {
+        let s = |st: Style| st.force_styling(color);
+        Styles {
+            error: s(Style::new().red().bold()),
+            warning: s(Style::new().yellow().bold()),
+            info: s(Style::new().cyan()),
+            dim: s(Style::new().dim()),
+            bold: s(Style::new().bold()),
+        }
+    }
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn counts(findings: &[Finding]) -> (usize, usize, usize) {
+    let c = |s| findings.iter().filter(|f| f.severity == s).count();
+    (c(Severity::Error), c(Severity::Warning), c(Severity::Info))
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Human-readable report.
+pub fn validate_human(report: &Report, color: bool) -> String {
+    let st = Styles::new(color);
+    let mut out = String::new();
+    if let Some(why) = &report.nothing_affected {
+        out.push_str(&format!("nothing to validate: {why}\n"));
+        return out;
+    }
+    for t in &report.targets {
+        out.push_str(&format!("{} {}\n", st.bold.apply_to(&t.name), st.dim.apply_to(t.layers.join(" → "))));
+    }
+    for f in &report.findings {
+        let (word, style) = match f.severity {
+            Severity::Error => ("error", &st.error),
+            Severity::Warning => ("warning", &st.warning),
+            Severity::Info => ("info", &st.info),
+        };
+        out.push('\n');
+        out.push_str(&format!("{}: {}\n", style.apply_to(format!("{word}[{}]", f.rule.name())), f.message));
+        if let Some(loc) = &f.location {
+            out.push_str(&format!("  {} {loc}\n", st.dim.apply_to("-->")));
+        }
+        if !f.targets.is_empty() {
+            out.push_str(&format!("  {} {}\n", st.dim.apply_to("= in:"), f.targets.join(", ")));
+        }
+        if let Some(h) = &f.hint {
+            out.push_str(&format!("  {} {h}\n", st.dim.apply_to("= hint:")));
+        }
+    }
+    let (e, w, i) = counts(&report.findings);
+    let n = report.targets.len();
+    let summary = if e == 0 && w == 0 {
+        format!("ok: {} of {} valid", plural(n, "target"), report.chart)
+    } else {
+        format!("{}, {} in {} of {}", plural(e, "error"), plural(w, "warning"), plural(n, "target"), report.chart)
+    };
+    let summary = if i > 0 { format!("{summary} ({} — see above)", plural(i, "note")) } else { summary };
+    out.push('\n');
+    out.push_str(&format!("{}\n", if e > 0 { st.error.apply_to(summary) } else { st.bold.apply_to(summary) }));
+    out
+}
+
+pub fn validate_json(report: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(report).expect("report serializes");
+    s.push('\n');
+    s
+}
+
+/// GitHub workflow commands: `::error file=…,line=…,col=…,title=…::message`.
+pub fn validate_github(report: &Report) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut props = Vec::new();
+        if let Some(l) = &f.location {
+            props.push(format!("file={}", gh_prop(&l.file)));
+            props.push(format!("line={}", l.pos.line));
+            props.push(format!("col={}", l.pos.col));
+        }
+        props.push(format!("title={}", gh_prop(&format!("stack validate: {}", f.rule.name()))));
+        let mut msg = f.message.clone();
+        if !f.targets.is_empty() {
+            msg.push_str(&format!("\nin: {}", f.targets.join(", ")));
+        }
+        if let Some(h) = &f.hint {
+            msg.push_str(&format!("\nhint: {h}"));
+        }
+        out.push_str(&format!("::{level} {}::{}\n", props.join(","), gh_data(&msg)));
+    }
+    let (e, w, _) = counts(&report.findings);
+    out.push_str(&format!("stack validate envs: {}, {} in {}\n", plural(e, "error"), plural(w, "warning"), plural(report.targets.len(), "target")));
+    out
+}
+
+fn gh_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn gh_prop(s: &str) -> String {
+    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// The markdown step summary (templates/validate-summary.md.j2).
+pub fn validate_summary(report: &Report) -> String {
+    let mut env = minijinja::Environment::new();
+    env.add_template("summary", include_str!("../../templates/validate-summary.md.j2")).expect("summary template parses");
+    let (errors, warnings, _) = counts(&report.findings);
+    let ctx = minijinja::context! {
+        chart => report.chart, cloud => report.cloud, targets => minijinja::Value::from_serialize(&report.targets),
+        findings => minijinja::Value::from_serialize(&report.findings), errors, warnings,
+    };
+    env.get_template("summary").and_then(|t| t.render(ctx)).expect("summary renders")
+}
+
+/// Prints a report in the chosen format; for `github`, appends the summary to `$GITHUB_STEP_SUMMARY`.
+pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = match format {
+        Format::Human => validate_human(report, use_color()),
+        Format::Json => validate_json(report),
+        Format::Github => {
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                f.write_all(validate_summary(report).as_bytes())?;
+            }
+            validate_github(report)
+        }
+    };
+    std::io::stdout().write_all(text.as_bytes())
+}
+
+/// An error for the user: `error: …`, the place, `hint: …`.
+pub fn print_error(err: &anyhow::Error, format: Format) {
+    let stack = err.downcast_ref::<StackError>();
+    let hint = stack.and_then(StackError::hint);
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({ "error": err.to_string(), "hint": hint, "exitCode": exit_code(err) });
+            println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+        }
+        Format::Github => {
+            let (props, msg) = match stack {
+                Some(StackError::Config { origin: Some(o), message, .. }) => {
+                    (format!(" file={},line={},col={}", gh_prop(&o.file), o.pos.line, o.pos.col), message.clone())
+                }
+                _ => (String::new(), err.to_string()),
+            };
+            let msg = match hint {
+                Some(h) => format!("{msg}\nhint: {h}"),
+                None => msg,
+            };
+            println!("::error{props}::{}", gh_data(&msg));
+        }
+        Format::Human => {
+            let st = Styles::new(console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none());
+            eprintln!("{} {err}", st.error.apply_to("error:"));
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(h) = hint {
+                eprintln!("{} {h}", st.info.apply_to("hint:"));
+            }
+        }
+    }
+}
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.downcast_ref::<StackError>().map_or(2, StackError::exit_code)
+}
+
+pub fn severity_name(s: Severity) -> &'static str {
+    severity_word(s)
+}

@@ -1,0 +1,353 @@
+//! YAML documents as trees whose every node remembers where it was written.
+//!
+//! Invariants: scalars resolve exactly as Helm resolves them (go-yaml v2 / YAML 1.1, numbers as
+//! float64; see `scalar`); map keys are stringified the way `sigs.k8s.io/yaml` does; duplicate keys
+//! keep the last value (as go-yaml v2 does) and are reported; `<<` merge keys apply in order.
+//! This module does no I/O.
+
+mod scalar;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+/// A position in a source file: 1-based line and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Where a value was written: the file (as the user should see it) and the position.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub pos: Pos,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.pos.line, self.pos.col)
+    }
+}
+
+pub type Map = BTreeMap<String, Node>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// Every number is a float64 after Helm's YAML → JSON round trip.
+    Number(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Map),
+}
+
+/// A value and where it came from. Inside a map, the origin is the key's position (the line to edit).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub origin: Origin,
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::Str(_) => "string",
+            Value::Seq(_) => "list",
+            Value::Map(_) => "map",
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// JSON for schema validation and comparison with Helm's `toJson`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => number_to_json(*n),
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(|n| n.value.to_json()).collect()),
+            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, n)| (k.clone(), n.value.to_json())).collect()),
+        }
+    }
+
+    /// A short rendering for messages: scalars as written, collections summarized.
+    pub fn brief(&self) -> String {
+        match self {
+            Value::Null => "null".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => number_to_json(*n).to_string(),
+            Value::Str(s) => format!("{s:?}"),
+            Value::Seq(items) => format!("a list of {}", items.len()),
+            Value::Map(m) => format!("a map of {} keys", m.len()),
+        }
+    }
+}
+
+/// Integral values within ±2^53 become JSON integers (as Go prints them); others stay floats.
+pub fn number_to_json(n: f64) -> serde_json::Value {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+/// Something in the text that Helm accepts but that is likely a mistake.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Note {
+    /// The same key twice in one map; Helm keeps the last.
+    DuplicateKey { key: String, first: Pos, second: Pos },
+    /// A plain scalar that YAML 1.1 (Helm) and YAML 1.2 read differently.
+    Ambiguous { text: String, helm_reads: String, yaml12_reads: &'static str, pos: Pos },
+}
+
+/// A parsed document: its root (a map for values files) and the notes found while reading it.
+#[derive(Debug)]
+pub struct Document {
+    pub root: Node,
+    pub notes: Vec<Note>,
+}
+
+/// The text is not YAML, or not a shape Helm accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{}:{}: {message}", pos.line, pos.col)]
+pub struct ParseError {
+    pub file: Arc<str>,
+    pub pos: Pos,
+    pub message: String,
+}
+
+fn pos_of(span: &Span) -> Pos {
+    Pos { line: span.start.line() as u32, col: span.start.col() as u32 + 1 }
+}
+
+enum Frame {
+    Seq { items: Vec<Node>, origin: Origin, anchor: usize },
+    Map { map: Map, origin: Origin, anchor: usize, key: Option<(String, Pos)>, seen: HashMap<String, Pos> },
+}
+
+/// Parses the first document of `text` (as go-yaml's Unmarshal does). An empty document is `null`.
+pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut notes = Vec::new();
+    let mut root: Option<Node> = None;
+    let origin = |pos| Origin { file: file.clone(), pos };
+    let err = |pos, message: String| ParseError { file: file.clone(), pos, message };
+
+    loop {
+        let Some(next) = parser.next_event() else { break };
+        let (event, span) = next.map_err(|e| {
+            let m = e.marker();
+            err(Pos { line: m.line() as u32, col: m.col() as u32 + 1 }, e.info().to_owned())
+        })?;
+        let pos = pos_of(&span);
+        let complete: Option<(Node, usize)> = match event {
+            Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
+            Event::DocumentEnd | Event::StreamEnd => {
+                if root.is_some() || matches!(event, Event::StreamEnd) {
+                    break;
+                }
+                None
+            }
+            Event::Alias(id) => {
+                let node = anchors.get(&id).cloned().ok_or_else(|| err(pos, "unknown anchor".into()))?;
+                Some((Node { value: node.value, origin: origin(pos) }, 0))
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = match (&style, tag.as_deref()) {
+                    (_, Some(t)) if t.handle == "!!" && t.suffix == "str" => Value::Str(text.to_string()),
+                    (ScalarStyle::Plain, Some(t)) if t.handle == "!!" || t.handle.is_empty() => {
+                        scalar::resolve_plain(&text).value
+                    }
+                    (ScalarStyle::Plain, None) => {
+                        let r = scalar::resolve_plain(&text);
+                        // Keys are reported by the map frame; only values get the ambiguity note here.
+                        let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                        if let (Some(yaml12_reads), false) = (r.ambiguity, is_key) {
+                            notes.push(Note::Ambiguous {
+                                text: text.to_string(),
+                                helm_reads: r.value.brief(),
+                                yaml12_reads,
+                                pos,
+                            });
+                        }
+                        r.value
+                    }
+                    _ => Value::Str(text.to_string()),
+                };
+                Some((Node { value, origin: origin(pos) }, anchor))
+            }
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq { items: Vec::new(), origin: origin(pos), anchor });
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map {
+                    map: Map::new(),
+                    origin: origin(pos),
+                    anchor,
+                    key: None,
+                    seen: HashMap::new(),
+                });
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq { items, origin, anchor }) => Some((Node { value: Value::Seq(items), origin }, anchor)),
+                _ => return Err(err(pos, "unbalanced sequence".into())),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map { map, origin, anchor, .. }) => Some((Node { value: Value::Map(map), origin }, anchor)),
+                _ => return Err(err(pos, "unbalanced mapping".into())),
+            },
+        };
+        let Some((node, anchor)) = complete else { continue };
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { map, key, seen, .. }) => match key.take() {
+                None => *key = Some((key_string(file, &node)?, node.origin.pos)),
+                Some((k, kpos)) if k == "<<" && is_merge_key(&node) => merge_into(map, node, kpos, file)?,
+                Some((k, kpos)) => {
+                    if let Some(first) = seen.insert(k.clone(), kpos) {
+                        notes.push(Note::DuplicateKey { key: k.clone(), first, second: kpos });
+                    }
+                    map.insert(k, Node { value: node.value, origin: origin(kpos) });
+                }
+            },
+        }
+    }
+    let root = root.unwrap_or(Node { value: Value::Null, origin: origin(Pos { line: 1, col: 1 }) });
+    Ok(Document { root, notes })
+}
+
+fn is_merge_key(value: &Node) -> bool {
+    matches!(value.value, Value::Map(_) | Value::Seq(_))
+}
+
+/// go-yaml v2 `<<`: a map (or a list of maps, earlier ones winning) sets its keys in order.
+fn merge_into(map: &mut Map, value: Node, pos: Pos, file: &Arc<str>) -> Result<(), ParseError> {
+    let want_map = || ParseError {
+        file: file.clone(),
+        pos,
+        message: "map merge requires map or sequence of maps as the value".into(),
+    };
+    match value.value {
+        Value::Map(m) => map.extend(m),
+        Value::Seq(items) => {
+            for item in items.into_iter().rev() {
+                match item.value {
+                    Value::Map(m) => map.extend(m),
+                    _ => return Err(want_map()),
+                }
+            }
+        }
+        _ => return Err(want_map()),
+    }
+    Ok(())
+}
+
+/// `sigs.k8s.io/yaml` turns non-string keys into strings; null and collection keys are errors.
+fn key_string(file: &Arc<str>, key: &Node) -> Result<String, ParseError> {
+    let unsupported = |what: &str| ParseError {
+        file: file.clone(),
+        pos: key.origin.pos,
+        message: format!("unsupported map key: {what} (quote the key)"),
+    };
+    Ok(match &key.value {
+        Value::Str(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.fract() == 0.0 && n.is_finite() => format!("{}", *n as i128),
+        Value::Number(n) => format!("{}", *n as f32),
+        Value::Null => return Err(unsupported("null")),
+        Value::Seq(_) | Value::Map(_) => return Err(unsupported("a collection")),
+    })
+}
+
+/// Parses a values file: the root must be a map (or empty, meaning `{}`), as Helm requires.
+pub fn parse_values(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
+    let mut doc = parse(file, text)?;
+    match doc.root.value {
+        Value::Map(_) => {}
+        Value::Null => doc.root.value = Value::Map(Map::new()),
+        ref other => {
+            return Err(ParseError {
+                file: file.clone(),
+                pos: doc.root.origin.pos,
+                message: format!("a values file must be a map of keys, but this is {}", other.type_name()),
+            })
+        }
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        parse(&Arc::from("t.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn positions_point_at_keys() {
+        let d = doc("a:\n  b: 1\n  c: [x, y]\n");
+        let Value::Map(m) = &d.root.value else { panic!() };
+        let Value::Map(a) = &m["a"].value else { panic!() };
+        assert_eq!(a["b"].origin.pos, Pos { line: 2, col: 3 });
+        assert_eq!(a["c"].origin.pos, Pos { line: 3, col: 3 });
+        assert_eq!(a["b"].value, Value::Number(1.0));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_last_and_are_noted() {
+        let d = doc("a: 1\nb: 2\na: 3\n");
+        let Value::Map(m) = &d.root.value else { panic!() };
+        assert_eq!(m["a"].value, Value::Number(3.0));
+        assert!(matches!(&d.notes[0], Note::DuplicateKey { key, first, second }
+            if key == "a" && first.line == 1 && second.line == 3));
+    }
+
+    #[test]
+    fn merge_keys_and_anchors() {
+        let d = doc("base: &b\n  x: 1\n  y: 2\nuse:\n  <<: *b\n  y: 3\n");
+        let Value::Map(m) = &d.root.value else { panic!() };
+        let Value::Map(u) = &m["use"].value else { panic!() };
+        assert_eq!(u["x"].value, Value::Number(1.0));
+        assert_eq!(u["y"].value, Value::Number(3.0));
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings_and_keys_stringify() {
+        let d = doc("a: \"yes\"\nb: yes\n1: one\ntrue: t\n");
+        let Value::Map(m) = &d.root.value else { panic!() };
+        assert_eq!(m["a"].value, Value::Str("yes".into()));
+        assert_eq!(m["b"].value, Value::Bool(true));
+        assert!(m.contains_key("1") && m.contains_key("true"));
+        assert_eq!(d.notes.len(), 1, "only the plain `yes` value is ambiguous: {:?}", d.notes);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse(&Arc::from("bad.yaml"), "a: [1, 2\nb: 3\n").unwrap_err();
+        assert_eq!(&*e.file, "bad.yaml");
+        assert!(e.pos.line >= 1);
+    }
+}
