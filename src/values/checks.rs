@@ -163,7 +163,7 @@ pub fn yaml_notes(file: &Arc<str>, notes: &[Note], out: &mut Vec<Finding>) {
                 )
                 .hint("remove one of the two"),
             ),
-            Note::Ambiguous { text, helm_reads, yaml12_reads, pos } => out.push(
+            Note::Ambiguous { text, helm_reads, yaml12_reads, pos, .. } => out.push(
                 Finding::new(
                     Rule::Yaml11Scalar,
                     Some(Origin { file: file.clone(), pos: *pos }),

@@ -15,6 +15,9 @@ pub struct Tree<'c> {
     pub chart: &'c Chart,
     /// The key this chart's values live under in its parent (alias, else name); the top is "".
     pub key: String,
+    /// The chart's defaults: its values.yaml until `bake` replaces them, as Helm's
+    /// `processImportValues` does, with its values merged with its enabled subcharts' (and imports).
+    pub values: Map,
     pub children: Vec<Tree<'c>>,
     /// Dependencies turned off by a condition or tag: (values key, why).
     pub disabled: Vec<(String, String)>,
@@ -60,7 +63,8 @@ pub fn merge_maps(dst: &mut Map, src: &Map) {
 
 /// The full composition for one target: `user` is the merged user layers.
 pub fn compose<'c>(chart: &'c Chart, user: &Map) -> Composed<'c> {
-    let tree = enabled_tree(chart, String::new(), user, "");
+    let mut tree = enabled_tree(chart, String::new(), user, "");
+    bake(&mut tree);
     let mut values = user.clone();
     let mut clashes = Vec::new();
     coalesce(&tree, &mut values, "", false, &mut clashes);
@@ -91,14 +95,63 @@ fn all_children<'c>(chart: &'c Chart) -> (Vec<Tree<'c>>, Vec<(&'c Dependency, St
 
 fn full_tree(chart: &Chart, key: String) -> Tree<'_> {
     let (children, missing) = all_children(chart);
-    Tree { chart, key, children, disabled: Vec::new(), missing }
+    Tree { chart, key, values: chart_values(chart), children, disabled: Vec::new(), missing }
+}
+
+fn chart_values(chart: &Chart) -> Map {
+    chart.values.value.as_map().cloned().unwrap_or_default()
+}
+
+/// `processDependencyImportValues` (bottom-up): each chart's defaults become
+/// `MergeValues(chart, nil)` — its values coalesced with its enabled subcharts' with nulls kept —
+/// merged over the values its dependencies export through `import-values`.
+fn bake(tree: &mut Tree<'_>) {
+    for child in &mut tree.children {
+        bake(child);
+    }
+    if tree.chart.subcharts.is_empty() {
+        return;
+    }
+    let mut cvals = Map::new();
+    coalesce(tree, &mut cvals, "", true, &mut Vec::new());
+    let mut imported = Map::new();
+    for sub in &tree.chart.subcharts {
+        for iv in &sub.dep.import_values {
+            let (child, parent) = match iv {
+                serde_json::Value::String(s) => (format!("exports.{s}"), ".".to_owned()),
+                serde_json::Value::Object(m) => (go_sprint(m.get("child")), go_sprint(m.get("parent"))),
+                _ => continue,
+            };
+            let Some(Node { value: Value::Map(table), origin }) = path_value(&cvals, &format!("{}.{child}", sub.dep.key())) else { continue };
+            let table = if parent == "." {
+                table.clone()
+            } else {
+                // pathToMap: nest the table under the parent path.
+                parent.split('.').rev().fold(table.clone(), |inner, k| {
+                    Map::from([(k.to_owned(), Node { value: Value::Map(inner), origin: origin.clone() })])
+                })
+            };
+            coalesce_tables(&mut imported, table, "", true, &mut Vec::new());
+        }
+    }
+    coalesce_tables(&mut cvals, imported, "", true, &mut Vec::new());
+    tree.values = cvals;
+}
+
+/// `fmt.Sprintf("%v", x)` for the string-ish values import-values hold.
+fn go_sprint(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "<nil>".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// `processDependencyEnabled`: coalesce with everything enabled, apply tags then conditions,
 /// drop what is disabled, recurse with the coalesced values and the subchart's path.
 fn enabled_tree<'c>(chart: &'c Chart, key: String, v: &Map, path: &str) -> Tree<'c> {
     let (children, missing) = all_children(chart);
-    let all = Tree { chart, key, children, disabled: Vec::new(), missing };
+    let all = Tree { chart, key, values: chart_values(chart), children, disabled: Vec::new(), missing };
     if chart.subcharts.is_empty() {
         return all;
     }
@@ -148,7 +201,7 @@ fn enabled_tree<'c>(chart: &'c Chart, key: String, v: &Map, path: &str) -> Tree<
         children.push(enabled_tree(child.chart, child.key, &cvals, &sub_path));
     }
     let missing = all.missing.into_iter().filter(|(d, _)| !disabled.iter().any(|(k, _)| k == d.key())).collect();
-    Tree { chart, key: all.key, children, disabled, missing }
+    Tree { chart, key: all.key, values: all.values, children, disabled, missing }
 }
 
 /// `Values.PathValue`: a dotted path through maps to an existing key.
@@ -170,8 +223,7 @@ fn coalesce(tree: &Tree<'_>, dest: &mut Map, prefix: &str, merge: bool, clashes:
 /// `coalesceValues`: the chart's defaults under the user's values.
 fn coalesce_values(tree: &Tree<'_>, v: &mut Map, prefix: &str, merge: bool, clashes: &mut Vec<Clash>) {
     let sub_prefix = concat(prefix, &tree.chart.name);
-    let Some(defaults) = tree.chart.values.value.as_map() else { return };
-    for (key, default) in defaults {
+    for (key, default) in &tree.values {
         match v.get_mut(key) {
             None => {
                 v.insert(key.clone(), default.clone());

@@ -111,7 +111,8 @@ pub enum Note {
     /// The same key twice in one map; Helm keeps the last.
     DuplicateKey { key: String, first: Pos, second: Pos },
     /// A plain scalar that YAML 1.1 (Helm) and YAML 1.2 read differently.
-    Ambiguous { text: String, helm_reads: String, yaml12_reads: &'static str, pos: Pos },
+    /// `is_key`: a map key (stringified by Helm, e.g. a key `n` becomes "false").
+    Ambiguous { text: String, helm_reads: String, yaml12_reads: &'static str, pos: Pos, is_key: bool },
 }
 
 /// A parsed document: its root (a map for values files) and the notes found while reading it.
@@ -176,15 +177,10 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                     }
                     (ScalarStyle::Plain, None) => {
                         let r = scalar::resolve_plain(&text);
-                        // Keys are reported by the map frame; only values get the ambiguity note here.
                         let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
-                        if let (Some(yaml12_reads), false) = (r.ambiguity, is_key) {
-                            notes.push(Note::Ambiguous {
-                                text: text.to_string(),
-                                helm_reads: r.value.brief(),
-                                yaml12_reads,
-                                pos,
-                            });
+                        if let Some(yaml12_reads) = r.ambiguity {
+                            let helm_reads = if is_key { format!("the key {:?}", key_text(&r.value)) } else { r.value.brief() };
+                            notes.push(Note::Ambiguous { text: text.to_string(), helm_reads, yaml12_reads, pos, is_key });
                         }
                         r.value
                     }
@@ -264,6 +260,17 @@ fn merge_into(map: &mut Map, value: Node, pos: Pos, file: &Arc<str>) -> Result<(
     Ok(())
 }
 
+/// How `sigs.k8s.io/yaml` spells a scalar key.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.fract() == 0.0 && n.is_finite() => format!("{}", *n as i128),
+        Value::Number(n) => format!("{}", *n as f32),
+        other => other.brief(),
+    }
+}
+
 /// `sigs.k8s.io/yaml` turns non-string keys into strings; null and collection keys are errors.
 fn key_string(file: &Arc<str>, key: &Node) -> Result<String, ParseError> {
     let unsupported = |what: &str| ParseError {
@@ -271,14 +278,11 @@ fn key_string(file: &Arc<str>, key: &Node) -> Result<String, ParseError> {
         pos: key.origin.pos,
         message: format!("unsupported map key: {what} (quote the key)"),
     };
-    Ok(match &key.value {
-        Value::Str(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) if n.fract() == 0.0 && n.is_finite() => format!("{}", *n as i128),
-        Value::Number(n) => format!("{}", *n as f32),
-        Value::Null => return Err(unsupported("null")),
-        Value::Seq(_) | Value::Map(_) => return Err(unsupported("a collection")),
-    })
+    match &key.value {
+        Value::Null => Err(unsupported("null")),
+        Value::Seq(_) | Value::Map(_) => Err(unsupported("a collection")),
+        v => Ok(key_text(v)),
+    }
 }
 
 /// Parses a values file: the root must be a map (or empty, meaning `{}`), as Helm requires.
@@ -342,6 +346,10 @@ mod tests {
         assert_eq!(m["b"].value, Value::Bool(true));
         assert!(m.contains_key("1") && m.contains_key("true"));
         assert_eq!(d.notes.len(), 1, "only the plain `yes` value is ambiguous: {:?}", d.notes);
+        let d = doc("n: 1\n");
+        let Value::Map(m) = &d.root.value else { panic!() };
+        assert!(m.contains_key("false"), "a key `n` is the boolean false to Helm");
+        assert!(matches!(&d.notes[0], Note::Ambiguous { is_key: true, .. }));
     }
 
     #[test]

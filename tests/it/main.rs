@@ -4,4 +4,5 @@
 //! `support::require(...)` first, which skips them with a visible message when the component is absent
 //! and FAILS them when `STACK_TEST_REQUIRE=all` (CI sets it after installing everything).
 
+mod conformance;
 mod support;
