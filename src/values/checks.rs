@@ -138,10 +138,12 @@ fn property_schema<'a>(s: &'a Json, key: &str) -> Option<&'a Json> {
 /// Helm's coalescing warnings (and its one hard error) as findings.
 pub fn clashes(clashes: &[Clash], out: &mut Vec<Finding>) {
     for c in clashes {
+        // Helm prefixes paths with the top chart's name; users write them without it.
+        let path = c.path.split_once('.').map_or(c.path.as_str(), |(_, rest)| rest);
         let message = if c.fatal {
             format!("`{}` is a subchart's values but is set to a {}: Helm fails with \"type mismatch on {}\"", c.path, c.user_type, c.path)
         } else {
-            format!("`{}` is a {} here but a {} in the chart defaults: Helm keeps this value and only warns", c.path, c.user_type, c.default_type)
+            format!("`{path}` is a {} here but a {} in the chart defaults: Helm keeps this value and only warns", c.user_type, c.default_type)
         };
         let hint = match &c.default {
             Some(d) => format!("the default is at {d}; make both the same type"),
@@ -175,28 +177,40 @@ pub fn yaml_notes(file: &Arc<str>, notes: &[Note], out: &mut Vec<Finding>) {
     }
 }
 
-/// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`.
-pub fn image_tags(values: &Map, forbidden: &[String], target_type: &str, path: &str, out: &mut Vec<Finding>) {
-    for (key, node) in values {
-        let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-        let Value::Map(m) = &node.value else { continue };
-        if matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
-            let (tag, at) = match m.get("tag") {
-                Some(Node { value: Value::Str(s), origin }) => (s.clone(), origin),
-                Some(Node { value: Value::Number(n), origin }) => (crate::yaml::number_to_json(*n).to_string(), origin),
-                Some(Node { value: Value::Null, origin }) => (String::new(), origin),
-                Some(_) => continue,
-                None => (String::new(), &node.origin),
-            };
-            if forbidden.iter().any(|f| *f == tag) {
-                let shown = if tag.is_empty() { "empty".to_owned() } else { format!("`{tag}`") };
-                out.push(
-                    Finding::new(Rule::ImageTag, Some(at.clone()), format!("`{full}.tag` is {shown}, which the policy forbids for `{target_type}` envs"))
-                        .hint("pin a released version (e.g. `tag: 1.4.2`) in this env file"),
-                );
+/// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`. The finding
+/// points at the tag when an env layer set it, else at the target file (the place to pin one).
+pub fn image_tags(values: &Map, forbidden: &[String], target_type: &str, layers: &[String], target: &str, out: &mut Vec<Finding>) {
+    let in_layers = |o: &Origin| layers.iter().any(|l| **l == *o.file);
+    let mut stack: Vec<(String, &Map)> = vec![(String::new(), values)];
+    while let Some((path, map)) = stack.pop() {
+        for (key, node) in map {
+            let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let Value::Map(m) = &node.value else { continue };
+            stack.push((full.clone(), m));
+            if !matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
+                continue;
             }
+            let (tag, set_at) = match m.get("tag") {
+                Some(Node { value: Value::Str(s), origin }) => (s.clone(), Some(origin)),
+                Some(Node { value: Value::Number(n), origin }) => (crate::yaml::number_to_json(*n).to_string(), Some(origin)),
+                Some(Node { value: Value::Null, origin }) => (String::new(), Some(origin)),
+                Some(_) => continue,
+                None => (String::new(), None),
+            };
+            if !forbidden.iter().any(|f| *f == tag) {
+                continue;
+            }
+            let shown = if tag.is_empty() { "empty".to_owned() } else { format!("`{tag}`") };
+            let (location, from) = match set_at {
+                Some(o) if in_layers(o) => (o.clone(), String::new()),
+                Some(o) => (crate::config::file_origin(target), format!(" (chart default at {o})")),
+                None => (crate::config::file_origin(target), String::new()),
+            };
+            out.push(
+                Finding::new(Rule::ImageTag, Some(location), format!("`{full}.tag` is {shown}{from}, which the policy forbids for `{target_type}` envs"))
+                    .hint(format!("pin a released version in {target}, e.g. `{full}.tag: \"1.4.2\"`")),
+            );
         }
-        image_tags(m, forbidden, target_type, &full, out);
     }
 }
 

@@ -37,7 +37,17 @@ pub fn validate(tree: &Tree<'_>, values: &Map, fallback: &Node, path: &str, out:
             let mut full: Vec<String> = if path.is_empty() { vec![] } else { vec![path.to_owned()] };
             full.extend(segments.iter().cloned());
             let at = if full.is_empty() { "(top level)".to_owned() } else { full.join(".") };
-            let mut message = format!("{at}: {}", err.masked());
+            let mut message = match err.kind() {
+                // Helm's wording: "got string, want integer" (values are not echoed: they may be secrets).
+                jsonschema::error::ValidationErrorKind::Type { kind } => {
+                    let got = match node_json_type(values, &segments) {
+                        Some(t) => t,
+                        None => "another type",
+                    };
+                    format!("{at}: got {got}, want {}", type_kind_name(kind))
+                }
+                _ => format!("{at}: {}", err.masked()),
+            };
             if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
                 // Point at the unexpected key itself when it can be found.
                 if let Some(Value::Map(m)) = Some(&node.value) {
@@ -67,6 +77,27 @@ pub fn validate(tree: &Tree<'_>, values: &Map, fallback: &Node, path: &str, out:
         }
     }
     Ok(())
+}
+
+fn node_json_type(values: &Map, segments: &[String]) -> Option<&'static str> {
+    let placeholder = Node { value: Value::Null, origin: crate::config::file_origin("") };
+    let (node, used) = locate(values, &placeholder, segments);
+    (used == segments.len() && !segments.is_empty()).then(|| match &node.value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.fract() == 0.0 => "integer",
+        Value::Number(_) => "number",
+        Value::Str(_) => "string",
+        Value::Seq(_) => "array",
+        Value::Map(_) => "object",
+    })
+}
+
+fn type_kind_name(kind: &jsonschema::error::TypeKind) -> String {
+    match kind {
+        jsonschema::error::TypeKind::Single(t) => t.to_string(),
+        jsonschema::error::TypeKind::Multiple(ts) => ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "),
+    }
 }
 
 /// JSON pointer → unescaped segments.

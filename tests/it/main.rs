@@ -6,3 +6,4 @@
 
 mod conformance;
 mod support;
+mod validate;

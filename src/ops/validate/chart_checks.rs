@@ -90,6 +90,13 @@ fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> 
                 detail.push(format!("`{}` is in Chart.yaml but not in the lock", s.dep.name));
             }
         }
+        for s in &chart.subcharts {
+            let exact = !s.dep.version.contains(['<', '>', '^', '~', '*', 'x', ' ', '|']);
+            let same_name: Vec<&&DepFields> = locked.iter().filter(|l| l.name == s.dep.name).collect();
+            if exact && !same_name.is_empty() && !same_name.iter().any(|l| l.version == s.dep.version) {
+                detail.push(format!("`{}` asks for {} but the lock has {}", s.dep.key(), s.dep.version, same_name[0].version));
+            }
+        }
         for l in &locked {
             if !chart.subcharts.iter().any(|s| s.dep.name == l.name) {
                 detail.push(format!("`{}` is in the lock but not in Chart.yaml", l.name));

@@ -127,7 +127,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                 out.push(Finding::new(Rule::Schema, None, e.to_string()));
             }
             if policy.env_types.contains(&t.env_type) {
-                values::checks::image_tags(&composed.values, &policy.forbid, &t.env_type, "", &mut out);
+                values::checks::image_tags(&composed.values, &policy.forbid, &t.env_type, &t.layers, &t.file, &mut out);
             }
             for f in &mut out {
                 f.targets.push(t.name.clone());
@@ -147,6 +147,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         findings.extend(results.into_iter().flatten());
     }
 
+    drop_schema_twins(&mut findings);
     apply_rule_levels(project, &mut findings);
     let findings = diag::merge_across_targets(findings);
     let targets = targets
@@ -210,7 +211,13 @@ fn helm_template(
     if out.success() {
         return Ok(None);
     }
-    let msg = out.stderr.lines().filter(|l| !l.starts_with("walk.go") && !l.trim().is_empty()).collect::<Vec<_>>().join("\n");
+    let msg = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Use --debug flag"))
+        .map(|l| l.strip_prefix("Error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
     let hint = if msg.contains("missing in charts/ directory") {
         format!("vendor the subcharts first: `helm dependency build {chart_rel}`")
     } else {
@@ -219,6 +226,13 @@ fn helm_template(
     let mut f = Finding::new(Rule::HelmTemplate, Some(crate::config::file_origin(&t.file)), format!("helm template failed: {msg}")).hint(hint);
     f.targets.push(t.name.clone());
     Ok(Some(f))
+}
+
+/// A typo is reported once: the unknown-key finding (with its suggestion) replaces the schema's
+/// "unexpected key" at the same place.
+fn drop_schema_twins(findings: &mut Vec<Finding>) {
+    let unknown: std::collections::HashSet<_> = findings.iter().filter(|f| f.rule == Rule::UnknownKey).filter_map(|f| f.location.clone()).collect();
+    findings.retain(|f| !(f.rule == Rule::Schema && f.message.contains("unexpected key") && f.location.as_ref().is_some_and(|l| unknown.contains(l))));
 }
 
 fn apply_rule_levels(project: &Project, findings: &mut Vec<Finding>) {
