@@ -1,9 +1,204 @@
-//! Benchmarks: each prints stack's figure next to an anchor measured in the same run.
+//! Benchmarks: each prints stack's figure next to an anchor measured in the same run, and the ratio.
+//! Never asserted: this machine is shared and noisy; the figures go into issue notes.
+//!
+//! `bench validate`: trees of N env files (the reference chart, vendored), `stack validate envs`
+//! against the `helm template`-per-env loop it replaces (what `mage validate:envs` does).
 
-use anyhow::{bail, Result};
+use crate::tools::{self, Tools};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        _ => bail!("usage: cargo xtask bench validate [--sizes 10,100,1000]"),
+        Some("validate") => validate(&args[1..]),
+        _ => bail!("usage: cargo xtask bench validate [--sizes 10,100,1000] [--helm-sample 100]"),
     }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn validate(args: &[String]) -> Result<()> {
+    let sizes: Vec<usize> = flag(args, "--sizes")
+        .unwrap_or("10,100,1000")
+        .split(',')
+        .map(|s| s.trim().parse().context("--sizes takes numbers"))
+        .collect::<Result<_>>()?;
+    let sample: usize = flag(args, "--helm-sample").unwrap_or("100").parse()?;
+    let tools = tools::setup()?;
+    let root = tools::project_root();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "stack"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let stack = root.join("target/release/stack");
+    println!("stack validate envs vs the helm-template-per-env loop (same tree, same run)");
+    println!(
+        "{:>6}  {:>12}  {:>14}  {:>16}  {:>8}",
+        "envs", "stack", "stack/env", "helm loop", "ratio"
+    );
+    let mut per_env = Vec::new();
+    for &n in &sizes {
+        let tmp = tempdir()?;
+        let tree = generate(&tools, &root, &tmp, n)?;
+        // Warm the page cache once, then take the median of 5 runs.
+        run_stack(&stack, &tree)?;
+        let mut times: Vec<Duration> = (0..5)
+            .map(|_| run_stack(&stack, &tree))
+            .collect::<Result<_>>()?;
+        times.sort();
+        let ours = times[2];
+        let measured = n.min(sample);
+        let helm_total = helm_loop(&tools, &tree, measured)?;
+        let helm = helm_total.mul_f64(n as f64 / measured as f64);
+        let note = if measured < n {
+            format!(" (mean of {measured} × {n})")
+        } else {
+            String::new()
+        };
+        per_env.push(ours.as_secs_f64() / n as f64);
+        println!(
+            "{n:>6}  {:>10.1}ms  {:>12.3}ms  {:>14.0}ms  {:>7.0}×{note}",
+            ms(ours),
+            ms(ours) / n as f64,
+            ms(helm),
+            helm.as_secs_f64() / ours.as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if per_env.len() > 1 {
+        let first = per_env[0];
+        let last = *per_env.last().unwrap();
+        println!("growth: per-env time at the largest size is {:.2}× that at the smallest (1.0 = linear)", last / first);
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("stack-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy(&e.path(), &to.join(e.file_name()))?;
+        }
+    } else {
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
+}
+
+const TYPES: [&str; 4] = ["local", "ci", "preview", "live"];
+
+/// The reference chart (subcharts vendored so helm can render) and `n` env files spread over the
+/// four env types, each overriding a realistic handful of values.
+fn generate(tools: &Tools, root: &Path, dir: &Path, n: usize) -> Result<PathBuf> {
+    let tree = dir.join("tree");
+    copy(&root.join("charts"), &tree.join("charts"))?;
+    copy(&root.join("stack.yaml"), &tree.join("stack.yaml"))?;
+    let _ = std::fs::remove_dir_all(tree.join("charts/app/charts"));
+    let out = tools
+        .command(tools.bin("helm"))
+        .args(["dependency", "build", "charts/app"])
+        .current_dir(&tree)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "helm dependency build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    copy(&root.join("envs/aws.yaml"), &tree.join("envs/aws.yaml"))?;
+    for t in TYPES {
+        copy(
+            &root.join(format!("envs/{t}/default.yaml")),
+            &tree.join(format!("envs/{t}/default.yaml")),
+        )?;
+    }
+    for i in 0..n {
+        let t = TYPES[i % TYPES.len()];
+        let text = format!(
+            "# generated env {i}\ningress:\n  host: env{i}.example.com\nbackend-api:\n  replicaCount: {}\n  image:\n    tag: \"1.{i}.0\"\n  env:\n    TENANT: t{i}\n    FEATURE_X: \"on\"\n  podAnnotations:\n    team: core\nbackend-ws:\n  enabled: {}\n  image:\n    tag: \"1.{i}.0\"\nfrontend:\n  image:\n    tag: \"1.{i}.0\"\n",
+            1 + i % 3,
+            i % 2 == 0
+        );
+        std::fs::write(tree.join(format!("envs/{t}/env-{i:04}.yaml")), text)?;
+    }
+    Ok(tree)
+}
+
+fn run_stack(stack: &Path, tree: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let out = Command::new(stack)
+        .args(["validate", "envs", "--format", "json"])
+        .current_dir(tree)
+        .output()?;
+    let took = start.elapsed();
+    if out.status.code() != Some(0) {
+        bail!(
+            "stack validate envs failed on the generated tree:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(took)
+}
+
+/// `helm template` for the first `count` env files, one after another, as the glue does.
+fn helm_loop(tools: &Tools, tree: &Path, count: usize) -> Result<Duration> {
+    let mut envs = Vec::new();
+    for t in TYPES {
+        for e in std::fs::read_dir(tree.join("envs").join(t))? {
+            let p = e?.path();
+            if p.file_name().is_some_and(|n| n != "default.yaml") {
+                envs.push((t, p));
+            }
+        }
+    }
+    envs.sort_by(|a, b| a.1.cmp(&b.1));
+    let start = Instant::now();
+    for (t, p) in envs.iter().take(count) {
+        let out = tools
+            .command(tools.bin("helm"))
+            .args([
+                "template",
+                "bench",
+                "charts/app",
+                "-f",
+                "envs/aws.yaml",
+                "-f",
+                &format!("envs/{t}/default.yaml"),
+                "-f",
+            ])
+            .arg(p)
+            .current_dir(tree)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "helm template failed for {}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(start.elapsed())
 }
