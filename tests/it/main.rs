@@ -4,6 +4,11 @@
 //! `support::require(...)` first, which skips them with a visible message when the component is absent
 //! and FAILS them when `STACK_TEST_REQUIRE=all` (CI sets it after installing everything).
 
+// Tests run the built binary and real tools the way a user would; the one-spawner rule
+// (clippy.toml) is for the product crate.
+#![allow(clippy::disallowed_methods)]
+
 mod conformance;
+mod rig;
 mod support;
 mod validate;

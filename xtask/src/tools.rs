@@ -43,6 +43,14 @@ pub struct Pin {
 
 pub const DEFAULT_GROUP: &str = "tools";
 
+impl Pin {
+    /// What the cached binary was built from (the stamp file's content): a change rebuilds it.
+    pub fn stamp(&self) -> String {
+        let ldflags = wrapper::ldflags(&self.module, &self.version);
+        format!("{}@{} ldflags={ldflags}", self.module, self.version)
+    }
+}
+
 pub fn pins() -> Result<Vec<Pin>> {
     let path = project_root().join("xtask/pins.txt");
     let text =
@@ -117,11 +125,10 @@ pub fn setup_groups(groups: &[&str]) -> Result<Tools> {
         .filter(|p| groups.contains(&p.group.as_str()))
         .collect();
     let stale = |pin: &Pin| {
-        // A stamp file records which version the cached binary was built from.
+        // A stamp file records what the cached binary was built from (`Pin::stamp`).
         let stamp = bin_dir.join(format!(".{}.version", pin.name));
-        let wanted = format!("{}@{}", pin.module, pin.version);
         !(bin_dir.join(&pin.name).exists()
-            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()))
+            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(pin.stamp().as_str()))
     };
     let (wrapped, plain): (Vec<&Pin>, Vec<&Pin>) = pins
         .iter()
@@ -137,7 +144,12 @@ pub fn setup_groups(groups: &[&str]) -> Result<Tools> {
             bin_dir.display()
         );
         let status = wrapper::go()
-            .args(["install", &wanted])
+            .args([
+                "install",
+                "-ldflags",
+                &wrapper::ldflags(&pin.module, &pin.version),
+                &wanted,
+            ])
             .env("GOBIN", &bin_dir)
             .env("CGO_ENABLED", "0")
             .status()
@@ -145,7 +157,7 @@ pub fn setup_groups(groups: &[&str]) -> Result<Tools> {
         if !status.success() {
             bail!("`go install {wanted}` failed ({status})");
         }
-        std::fs::write(&stamp, &wanted)?;
+        std::fs::write(&stamp, pin.stamp())?;
     }
     Ok(Tools { bin_dir })
 }
@@ -161,6 +173,7 @@ impl Tools {
     }
 
     /// A command that sees the cached tools on PATH.
+    #[allow(clippy::disallowed_methods)] // xtask runs tools directly; the rule is for the stack crate
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("PATH", self.path_var());

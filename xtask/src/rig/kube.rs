@@ -329,6 +329,13 @@ metadata:
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
 status:
+  # kwok would fill these from --node-ip, but does not on this version; the API server needs the
+  # InternalIP to reach kwok's kubelet endpoint for logs, exec and port-forward.
+  addresses:
+  - type: InternalIP
+    address: 127.0.0.1
+  - type: Hostname
+    address: {NODE}
   allocatable:
     cpu: "32"
     memory: 256Gi

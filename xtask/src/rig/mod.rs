@@ -10,6 +10,8 @@
 //! `~/.cache/stack-dev/rig`): `env` there holds the `export` lines `rig env` prints, which is also how
 //! tests find the rig without any environment variable. `rig down` stops the processes whose pids
 //! are recorded under `pids/` and removes the state directory; built tools stay cached.
+// xtask is a chore runner, not the `stack` crate: it starts daemons and runs tools directly.
+#![allow(clippy::disallowed_methods)]
 
 mod docker;
 mod kube;
@@ -68,15 +70,17 @@ pub fn run(args: &[String]) -> Result<()> {
 fn up() -> Result<()> {
     let started = Instant::now();
     let state = state_dir();
+    ensure_debian_packages()?;
+    // Builds only what is missing or pinned differently; a no-op when the cache is current.
+    let tools = tools::setup_groups(&[tools::DEFAULT_GROUP, "rig"])?;
     if state.join("env").exists() && all_healthy(&state) {
         eprintln!(
-            "rig: already up ({}); `cargo xtask rig status` for details",
+            "rig: already up ({}); `cargo xtask rig status` for details \
+             (after changing xtask/pins.txt: `cargo xtask rig down && cargo xtask rig up`)",
             state.display()
         );
         return Ok(());
     }
-    ensure_debian_packages()?;
-    let tools = tools::setup_groups(&[tools::DEFAULT_GROUP, "rig"])?;
     let rig = Rig { state, tools };
     std::fs::create_dir_all(&rig.state)?;
     eprintln!("rig: tools ready after {:.1?}", started.elapsed());
@@ -90,11 +94,19 @@ fn up() -> Result<()> {
     );
     kube::up(&rig, &pki)?;
 
+    // An empty OpenTofu CLI config: a TF_CLI_CONFIG_FILE naming a missing file (as on some machines)
+    // makes tofu print a warning on stdout, which breaks `tofu output -json`.
+    let tofurc = rig.state.join("tofurc");
+    std::fs::write(
+        &tofurc,
+        "# OpenTofu CLI configuration for the rig (intentionally empty)\n",
+    )?;
     let lines = [
         format!("export KUBECONFIG={}", rig.kubeconfig().display()),
         format!("export DOCKER_HOST={}", engine.host()),
         format!("export STACK_RIG_REGISTRY={}", registry::address()),
         format!("export STACK_RIG_DIR={}", rig.state.display()),
+        format!("export TF_CLI_CONFIG_FILE={}", tofurc.display()),
         format!("export PATH={}:\"$PATH\"", rig.tools.bin_dir.display()),
     ];
     std::fs::write(rig.env_file(), lines.join("\n") + "\n")?;

@@ -8,6 +8,8 @@
 //! Kubernetes replaces its `k8s.io/*` staging modules with local paths (`./staging/src/k8s.io/api`);
 //! those are published on their own as `k8s.io/api v0.<minor>.<patch>`, so a local replacement
 //! `./staging/src/<module>` becomes `<module> v0.<minor>.<patch>` of the pinned `v1.<minor>.<patch>`.
+// xtask is a chore runner, not the `stack` crate: it runs `go` directly.
+#![allow(clippy::disallowed_methods)]
 
 use super::{cache_dir, Pin};
 use anyhow::{bail, Context, Result};
@@ -100,10 +102,7 @@ fn build_group(module: &str, version: &str, pins: &[&Pin], bin_dir: &Path) -> Re
         if built != pin.name {
             std::fs::rename(bin_dir.join(built), bin_dir.join(&pin.name))?;
         }
-        std::fs::write(
-            bin_dir.join(format!(".{}.version", pin.name)),
-            format!("{}@{}", pin.module, pin.version),
-        )?;
+        std::fs::write(bin_dir.join(format!(".{}.version", pin.name)), pin.stamp())?;
     }
     eprintln!(
         "xtask: built {} in {:.0?}",
@@ -226,11 +225,20 @@ fn staging_version(version: &str) -> Result<String> {
     }
 }
 
-/// Version stamping: Kubernetes binaries otherwise report `v0.0.0-master`, which breaks `helm`'s
-/// `kubeVersion` checks and version-skew logic in clients.
-fn ldflags(module: &str, version: &str) -> String {
+/// Version stamping, as the projects' release builds do: Kubernetes binaries otherwise report
+/// `v0.0.0-master`, which breaks `helm`'s `kubeVersion` checks and version-skew logic in clients.
+pub fn ldflags(module: &str, version: &str) -> String {
     let mut flags = vec!["-s".to_string(), "-w".to_string()];
-    if module == "k8s.io/kubernetes" {
+    if module.starts_with("helm.sh/helm/v3") {
+        flags.push(format!(
+            "-X helm.sh/helm/v3/internal/version.version={version}"
+        ));
+    }
+    if module.starts_with("github.com/opentofu/opentofu") {
+        // Release builds say `OpenTofu v1.2.3`, not `v1.2.3-dev`.
+        flags.push("-X github.com/opentofu/opentofu/version.dev=no".to_string());
+    }
+    if module == "k8s.io/kubernetes" || module.starts_with("k8s.io/kubernetes/") {
         let mut parts = version.trim_start_matches('v').split('.');
         let (major, minor) = (parts.next().unwrap_or("1"), parts.next().unwrap_or("0"));
         for pkg in [
