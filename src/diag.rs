@@ -116,7 +116,8 @@ impl Finding {
 /// Merges findings that are the same (rule, place, message) across targets into one, listing the
 /// targets, and sorts them by file, line, column.
 pub fn merge_across_targets(findings: Vec<Finding>) -> Vec<Finding> {
-    let mut merged: std::collections::BTreeMap<(Option<Origin>, Rule, String), Finding> = Default::default();
+    let mut merged: std::collections::BTreeMap<(Option<Origin>, Rule, String), Finding> =
+        Default::default();
     for f in findings {
         let key = (f.location.clone(), f.rule, f.message.clone());
         match merged.get_mut(&key) {

@@ -10,10 +10,17 @@ use std::fmt;
 pub enum StackError {
     /// Wrong flags or arguments.
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A file the user wrote is malformed or inconsistent.
     #[error("{}{message}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
-    Config { origin: Option<Origin>, message: String, hint: Option<String> },
+    Config {
+        origin: Option<Origin>,
+        message: String,
+        hint: Option<String>,
+    },
     /// An external tool or daemon is not there.
     #[error("{tool} not found — {hint}")]
     MissingTool { tool: String, hint: String },
@@ -34,14 +41,25 @@ impl StackError {
         }
     }
 
-    pub fn config(origin: Option<Origin>, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        StackError::Config { origin, message: message.into(), hint: Some(hint.into()) }
+    pub fn config(
+        origin: Option<Origin>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        StackError::Config {
+            origin,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     /// A YAML syntax error becomes a configuration error at its line:col.
     pub fn from_parse(e: ParseError) -> Self {
         StackError::Config {
-            origin: Some(Origin { file: e.file, pos: e.pos }),
+            origin: Some(Origin {
+                file: e.file,
+                pos: e.pos,
+            }),
             message: format!("malformed YAML: {}", e.message),
             hint: Some("fix the YAML syntax at that position".into()),
         }

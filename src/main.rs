@@ -31,18 +31,33 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     };
     match cli.command {
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&stack::config::schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stack::config::schema())?
+            );
             Ok(Outcome::Clean)
         }
         Command::Validate(Validate::Envs(args)) => {
             if !root.is_dir() {
-                return Err(StackError::Usage { message: format!("project directory {} does not exist", root.display()), hint: None }.into());
+                return Err(StackError::Usage {
+                    message: format!("project directory {} does not exist", root.display()),
+                    hint: None,
+                }
+                .into());
             }
             let project = Project::load(&root)?;
-            let opts = ops::validate::Options { cloud: args.cloud, files: args.files, helm: args.helm };
+            let opts = ops::validate::Options {
+                cloud: args.cloud,
+                files: args.files,
+                helm: args.helm,
+            };
             let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
             ui::print_validate(&report, cli.format)?;
-            Ok(if report.has_errors() { Outcome::Findings } else { Outcome::Clean })
+            Ok(if report.has_errors() {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
         }
     }
 }

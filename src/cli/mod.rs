@@ -5,7 +5,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "stack", version, about = "One binary for a Kubernetes app team's platform repo", propagate_version = true)]
+#[command(
+    name = "stack",
+    version,
+    about = "One binary for a Kubernetes app team's platform repo",
+    propagate_version = true
+)]
 pub struct Cli {
     /// Project root (where stack.yaml, charts/ and envs/ live). Default: the current directory.
     #[arg(long, short = 'C', global = true, value_name = "DIR")]

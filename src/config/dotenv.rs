@@ -6,8 +6,13 @@ use std::path::Path;
 
 /// Variables from `path` that the environment does not already set. A missing file is empty.
 pub fn load(path: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
-    parse(&text).into_iter().filter(|(k, _)| std::env::var_os(k).is_none()).collect()
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    parse(&text)
+        .into_iter()
+        .filter(|(k, _)| std::env::var_os(k).is_none())
+        .collect()
 }
 
 pub fn parse(text: &str) -> BTreeMap<String, String> {
@@ -18,14 +23,18 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
         let value = value.trim();
         let value = match (value.chars().next(), value.chars().last()) {
-            (Some(q @ ('"' | '\'')), Some(e)) if value.len() >= 2 && q == e => &value[1..value.len() - 1],
+            (Some(q @ ('"' | '\'')), Some(e)) if value.len() >= 2 && q == e => {
+                &value[1..value.len() - 1]
+            }
             _ => value,
         };
         out.insert(key.to_owned(), value.to_owned());

@@ -20,7 +20,10 @@ pub const FILE_NAME: &str = "stack.yaml";
 /// The whole file. Sections are added as stages land.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "stack.yaml", description = "Configuration of `stack` (apiVersion stack/v1)")]
+#[schemars(
+    title = "stack.yaml",
+    description = "Configuration of `stack` (apiVersion stack/v1)"
+)]
 pub struct Config {
     /// Always `stack/v1`.
     pub api_version: String,
@@ -106,17 +109,11 @@ pub struct ExtraTarget {
     pub layers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyConfig {
     #[serde(default)]
     pub image_tags: ImageTagPolicy,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig { image_tags: ImageTagPolicy::default() }
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -132,7 +129,10 @@ pub struct ImageTagPolicy {
 
 impl Default for ImageTagPolicy {
     fn default() -> Self {
-        ImageTagPolicy { forbid: default_forbidden_tags(), env_types: default_policy_types() }
+        ImageTagPolicy {
+            forbid: default_forbidden_tags(),
+            env_types: default_policy_types(),
+        }
     }
 }
 
@@ -190,17 +190,36 @@ impl Project {
                 envs: EnvsConfig::default(),
                 validate: ValidateConfig::default(),
             };
-            return Ok(Project { root: root.to_path_buf(), config, file: None, dotenv });
+            return Ok(Project {
+                root: root.to_path_buf(),
+                config,
+                file: None,
+                dotenv,
+            });
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| StackError::config(None, format!("cannot read {}: {e}", path.display()), "check the file's permissions"))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            StackError::config(
+                None,
+                format!("cannot read {}: {e}", path.display()),
+                "check the file's permissions",
+            )
+        })?;
         let config = parse(&Arc::from(FILE_NAME), &text)?;
-        Ok(Project { root: root.to_path_buf(), config, file: Some(path), dotenv })
+        Ok(Project {
+            root: root.to_path_buf(),
+            config,
+            file: Some(path),
+            dotenv,
+        })
     }
 
     pub fn project_name(&self) -> String {
         self.config.project.clone().unwrap_or_else(|| {
-            self.root.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "app".into())
+            self.root
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "app".into())
         })
     }
 }
@@ -214,15 +233,28 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Config, StackError> {
     let validator = jsonschema::validator_for(&schema).expect("stack.yaml schema compiles");
     let mut problems: Vec<(Origin, String, Option<String>)> = Vec::new();
     for err in validator.iter_errors(&json) {
-        let segments: Vec<String> =
-            err.instance_path().as_str().split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+        let segments: Vec<String> = err
+            .instance_path()
+            .as_str()
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
         let node = locate(&root, &segments);
-        let at = if segments.is_empty() { "top level".to_owned() } else { segments.join(".") };
+        let at = if segments.is_empty() {
+            "top level".to_owned()
+        } else {
+            segments.join(".")
+        };
         match err.kind() {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed = allowed_keys(&schema, &segments);
                 for key in unexpected {
-                    let origin = node.value.as_map().and_then(|m| m.get(key)).map_or(node.origin.clone(), |n| n.origin.clone());
+                    let origin = node
+                        .value
+                        .as_map()
+                        .and_then(|m| m.get(key))
+                        .map_or(node.origin.clone(), |n| n.origin.clone());
                     let candidates: Vec<&str> = allowed.iter().map(String::as_str).collect();
                     let hint = match crate::values::checks::did_you_mean(key, &candidates) {
                         Some(best) => format!("did you mean `{best}`?"),
@@ -237,18 +269,38 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Config, StackError> {
     if let Some((origin, message, hint)) = problems.first().cloned() {
         let more = problems.len() - 1;
         let message = if more > 0 {
-            let rest: Vec<String> = problems[1..].iter().map(|(o, m, _)| format!("  {o}: {m}")).collect();
+            let rest: Vec<String> = problems[1..]
+                .iter()
+                .map(|(o, m, _)| format!("  {o}: {m}"))
+                .collect();
             format!("{message}\n{}", rest.join("\n"))
         } else {
             message
         };
-        return Err(StackError::Config { origin: Some(origin), message, hint: hint.or(Some("see `stack schema` for every key".into())) });
+        return Err(StackError::Config {
+            origin: Some(origin),
+            message,
+            hint: hint.or(Some("see `stack schema` for every key".into())),
+        });
     }
-    let config: Config = serde_json::from_value(json)
-        .map_err(|e| StackError::config(Some(root.origin.clone()), format!("invalid {FILE_NAME}: {e}"), "see `stack schema`"))?;
+    let config: Config = serde_json::from_value(json).map_err(|e| {
+        StackError::config(
+            Some(root.origin.clone()),
+            format!("invalid {FILE_NAME}: {e}"),
+            "see `stack schema`",
+        )
+    })?;
     if config.api_version != API_VERSION {
-        let origin = root.value.as_map().and_then(|m| m.get("apiVersion")).map(|n| n.origin.clone());
-        return Err(StackError::config(origin, format!("unsupported apiVersion `{}`", config.api_version), format!("use `apiVersion: {API_VERSION}`")));
+        let origin = root
+            .value
+            .as_map()
+            .and_then(|m| m.get("apiVersion"))
+            .map(|n| n.origin.clone());
+        return Err(StackError::config(
+            origin,
+            format!("unsupported apiVersion `{}`", config.api_version),
+            format!("use `apiVersion: {API_VERSION}`"),
+        ));
     }
     Ok(config)
 }
@@ -273,23 +325,40 @@ fn locate<'a>(root: &'a Node, segments: &[String]) -> &'a Node {
 fn allowed_keys(schema: &serde_json::Value, segments: &[String]) -> Vec<String> {
     let mut s = resolve_ref(schema, schema);
     for seg in segments {
-        let next = if seg.parse::<usize>().is_ok() { s.get("items") } else { s.get("properties").and_then(|p| p.get(seg)) };
+        let next = if seg.parse::<usize>().is_ok() {
+            s.get("items")
+        } else {
+            s.get("properties").and_then(|p| p.get(seg))
+        };
         match next {
             Some(n) => s = resolve_ref(schema, n),
             None => return Vec::new(),
         }
     }
-    s.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+    s.get("properties")
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Follows `$ref`s, and into the object branch of an `anyOf` (how schemars writes `Option<T>`).
-fn resolve_ref<'a>(root: &'a serde_json::Value, mut s: &'a serde_json::Value) -> &'a serde_json::Value {
+fn resolve_ref<'a>(
+    root: &'a serde_json::Value,
+    mut s: &'a serde_json::Value,
+) -> &'a serde_json::Value {
     for _ in 0..8 {
-        if let Some(p) = s.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.strip_prefix('#')) {
+        if let Some(p) = s
+            .get("$ref")
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.strip_prefix('#'))
+        {
             s = root.pointer(p).unwrap_or(s);
             continue;
         }
-        match s.get("anyOf").and_then(|a| a.as_array()).and_then(|any| any.iter().find(|x| x.get("$ref").is_some() || x.get("properties").is_some())) {
+        match s.get("anyOf").and_then(|a| a.as_array()).and_then(|any| {
+            any.iter()
+                .find(|x| x.get("$ref").is_some() || x.get("properties").is_some())
+        }) {
             Some(obj) => s = obj,
             None => break,
         }
@@ -299,5 +368,8 @@ fn resolve_ref<'a>(root: &'a serde_json::Value, mut s: &'a serde_json::Value) ->
 
 /// Used by errors that have no better place to point at.
 pub fn file_origin(file: &str) -> Origin {
-    Origin { file: Arc::from(file), pos: Pos { line: 1, col: 1 } }
+    Origin {
+        file: Arc::from(file),
+        pos: Pos { line: 1, col: 1 },
+    }
 }

@@ -53,7 +53,10 @@ pub fn find(tool: Tool) -> Result<PathBuf, StackError> {
         } else {
             Err(StackError::MissingTool {
                 tool: tool.name().into(),
-                hint: format!("${var} points at {}, which does not exist; fix or unset it", p.display()),
+                hint: format!(
+                    "${var} points at {}, which does not exist; fix or unset it",
+                    p.display()
+                ),
             })
         };
     }

@@ -51,7 +51,13 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<PathBuf>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), cwd: None, env: Vec::new(), stdin: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            stdin: None,
+        }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -86,18 +92,33 @@ impl Cmd {
 
     /// argv as strings (program first), for test assertions.
     pub fn argv(&self) -> Vec<String> {
-        std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect()
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect()
     }
 
     /// The command line with the program's file name only (stable across machines).
     pub fn short_line(&self) -> String {
-        let name = self.program.file_name().map_or_else(|| self.program.display().to_string(), |n| n.to_string_lossy().into_owned());
-        std::iter::once(name).chain(self.args.iter().cloned()).map(|a| quote(&a)).collect::<Vec<_>>().join(" ")
+        let name = self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        std::iter::once(name)
+            .chain(self.args.iter().cloned())
+            .map(|a| quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
+/// POSIX shell quoting: words of safe characters stay bare, others are single-quoted.
 fn quote(s: &str) -> String {
-    shell_words::quote(s).into_owned()
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 impl fmt::Display for Cmd {
@@ -157,7 +178,10 @@ pub trait Runner: Send + Sync {
         if out.success() {
             Ok(out)
         } else {
-            Err(RunError::Failed { cmd: cmd.to_string(), output: out })
+            Err(RunError::Failed {
+                cmd: cmd.to_string(),
+                output: out,
+            })
         }
     }
 }
@@ -167,6 +191,7 @@ pub trait Runner: Send + Sync {
 pub struct RealRunner;
 
 impl Runner for RealRunner {
+    #[allow(clippy::disallowed_methods)] // the one place allowed to spawn
     fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
         use std::io::Write;
         use std::process::{Command, Stdio};
@@ -178,14 +203,24 @@ impl Runner for RealRunner {
         for (k, v) in &cmd.env {
             c.env(k, v.expose());
         }
-        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|source| RunError::Spawn { cmd: cmd.to_string(), source })?;
+        let mut child = c.spawn().map_err(|source| RunError::Spawn {
+            cmd: cmd.to_string(),
+            source,
+        })?;
         if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
             // A tool that exits before reading stdin is reported through its exit status.
             let _ = stdin.write_all(data.expose().as_bytes());
         }
-        let out = child.wait_with_output().map_err(|source| RunError::Spawn { cmd: cmd.to_string(), source })?;
+        let out = child.wait_with_output().map_err(|source| RunError::Spawn {
+            cmd: cmd.to_string(),
+            source,
+        })?;
         Ok(Output {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -206,21 +241,35 @@ mod tests {
             .secret_env("TOKEN", "s3cret")
             .stdin_secret("hunter2");
         let line = c.to_string();
-        assert_eq!(line, "HELM_DEBUG=1 TOKEN=<redacted> /usr/bin/helm template 'my app' --set a=b < <redacted>");
+        assert_eq!(
+            line,
+            "HELM_DEBUG=1 TOKEN=<redacted> /usr/bin/helm template 'my app' --set a=b < <redacted>"
+        );
         assert!(!format!("{c:?}").contains("s3cret") && !format!("{c:?}").contains("hunter2"));
+        let quoted = Cmd::new("sh").args(["-c", "echo 'hi'", ""]).to_string();
+        assert_eq!(quoted, r#"sh -c 'echo '\''hi'\''' ''"#);
     }
 
     #[test]
     fn real_runner_captures_output_and_status() {
-        let out = RealRunner.output(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])).unwrap();
-        assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
-        let err = RealRunner.run(&Cmd::new("sh").args(["-c", "exit 2"])).unwrap_err();
+        let out = RealRunner
+            .output(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
+            .unwrap();
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (3, "out\n", "err\n")
+        );
+        let err = RealRunner
+            .run(&Cmd::new("sh").args(["-c", "exit 2"]))
+            .unwrap_err();
         assert!(err.to_string().contains("exit status 2"));
     }
 
     #[test]
     fn secrets_reach_the_process_through_stdin_only() {
-        let out = RealRunner.output(&Cmd::new("sh").args(["-c", "cat"]).stdin_secret("pw")).unwrap();
+        let out = RealRunner
+            .output(&Cmd::new("sh").args(["-c", "cat"]).stdin_secret("pw"))
+            .unwrap();
         assert_eq!(out.stdout, "pw");
     }
 }

@@ -18,7 +18,10 @@ impl RecordingRunner {
     /// Answers commands whose argv (program file name, then args) starts with `prefix`.
     /// Later entries take precedence, so a test can override a default answer.
     pub fn on(&self, prefix: &[&str], output: Output) -> &Self {
-        self.script.lock().unwrap().push((prefix.iter().map(|s| s.to_string()).collect(), output));
+        self.script
+            .lock()
+            .unwrap()
+            .push((prefix.iter().map(|s| s.to_string()).collect(), output));
         self
     }
 
@@ -37,7 +40,10 @@ impl Runner for RecordingRunner {
     fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
         self.calls.lock().unwrap().push(cmd.clone());
         let mut argv = cmd.argv();
-        argv[0] = cmd.program.file_name().map_or(argv[0].clone(), |n| n.to_string_lossy().into_owned());
+        argv[0] = cmd
+            .program
+            .file_name()
+            .map_or(argv[0].clone(), |n| n.to_string_lossy().into_owned());
         let script = self.script.lock().unwrap();
         script
             .iter()
@@ -46,7 +52,10 @@ impl Runner for RecordingRunner {
             .map(|(_, out)| out.clone())
             .ok_or_else(|| RunError::Spawn {
                 cmd: cmd.to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no scripted answer in RecordingRunner"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no scripted answer in RecordingRunner",
+                ),
             })
     }
 }
@@ -58,8 +67,17 @@ mod tests {
     #[test]
     fn records_and_answers_by_prefix() {
         let r = RecordingRunner::new();
-        r.on(&["kind", "get", "clusters"], Output { status: 0, stdout: String::new(), stderr: "No kind clusters found.\n".into() });
-        let out = r.output(&Cmd::new("/usr/local/bin/kind").args(["get", "clusters"])).unwrap();
+        r.on(
+            &["kind", "get", "clusters"],
+            Output {
+                status: 0,
+                stdout: String::new(),
+                stderr: "No kind clusters found.\n".into(),
+            },
+        );
+        let out = r
+            .output(&Cmd::new("/usr/local/bin/kind").args(["get", "clusters"]))
+            .unwrap();
         assert_eq!(out.stderr, "No kind clusters found.\n");
         assert!(r.output(&Cmd::new("helm").arg("version")).is_err());
         assert_eq!(r.lines(), vec!["kind get clusters", "helm version"]);

@@ -15,7 +15,9 @@ pub enum Format {
 
 /// Whether to colour stderr/stdout output.
 pub fn use_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && console::Term::stdout().is_term() && console::colors_enabled()
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && console::Term::stdout().is_term()
+        && console::colors_enabled()
 }
 
 struct Styles {
@@ -65,7 +67,11 @@ pub fn validate_human(report: &Report, color: bool) -> String {
         return out;
     }
     for t in &report.targets {
-        out.push_str(&format!("{} {}\n", st.bold.apply_to(&t.name), st.dim.apply_to(t.layers.join(" → "))));
+        out.push_str(&format!(
+            "{} {}\n",
+            st.bold.apply_to(&t.name),
+            st.dim.apply_to(t.layers.join(" → "))
+        ));
     }
     for f in &report.findings {
         let (word, style) = match f.severity {
@@ -74,12 +80,20 @@ pub fn validate_human(report: &Report, color: bool) -> String {
             Severity::Info => ("info", &st.info),
         };
         out.push('\n');
-        out.push_str(&format!("{}: {}\n", style.apply_to(format!("{word}[{}]", f.rule.name())), f.message));
+        out.push_str(&format!(
+            "{}: {}\n",
+            style.apply_to(format!("{word}[{}]", f.rule.name())),
+            f.message
+        ));
         if let Some(loc) = &f.location {
             out.push_str(&format!("  {} {loc}\n", st.dim.apply_to("-->")));
         }
         if !f.targets.is_empty() {
-            out.push_str(&format!("  {} {}\n", st.dim.apply_to("= in:"), f.targets.join(", ")));
+            out.push_str(&format!(
+                "  {} {}\n",
+                st.dim.apply_to("= in:"),
+                f.targets.join(", ")
+            ));
         }
         if let Some(h) = &f.hint {
             out.push_str(&format!("  {} {h}\n", st.dim.apply_to("= hint:")));
@@ -90,11 +104,28 @@ pub fn validate_human(report: &Report, color: bool) -> String {
     let summary = if e == 0 && w == 0 {
         format!("ok: {} of {} valid", plural(n, "target"), report.chart)
     } else {
-        format!("{}, {} in {} of {}", plural(e, "error"), plural(w, "warning"), plural(n, "target"), report.chart)
+        format!(
+            "{}, {} in {} of {}",
+            plural(e, "error"),
+            plural(w, "warning"),
+            plural(n, "target"),
+            report.chart
+        )
     };
-    let summary = if i > 0 { format!("{summary} ({} — see above)", plural(i, "note")) } else { summary };
+    let summary = if i > 0 {
+        format!("{summary} ({} — see above)", plural(i, "note"))
+    } else {
+        summary
+    };
     out.push('\n');
-    out.push_str(&format!("{}\n", if e > 0 { st.error.apply_to(summary) } else { st.bold.apply_to(summary) }));
+    out.push_str(&format!(
+        "{}\n",
+        if e > 0 {
+            st.error.apply_to(summary)
+        } else {
+            st.bold.apply_to(summary)
+        }
+    ));
     out
 }
 
@@ -119,7 +150,10 @@ pub fn validate_github(report: &Report) -> String {
             props.push(format!("line={}", l.pos.line));
             props.push(format!("col={}", l.pos.col));
         }
-        props.push(format!("title={}", gh_prop(&format!("stack validate: {}", f.rule.name()))));
+        props.push(format!(
+            "title={}",
+            gh_prop(&format!("stack validate: {}", f.rule.name()))
+        ));
         let mut msg = f.message.clone();
         if !f.targets.is_empty() {
             msg.push_str(&format!("\nin: {}", f.targets.join(", ")));
@@ -127,15 +161,26 @@ pub fn validate_github(report: &Report) -> String {
         if let Some(h) = &f.hint {
             msg.push_str(&format!("\nhint: {h}"));
         }
-        out.push_str(&format!("::{level} {}::{}\n", props.join(","), gh_data(&msg)));
+        out.push_str(&format!(
+            "::{level} {}::{}\n",
+            props.join(","),
+            gh_data(&msg)
+        ));
     }
     let (e, w, _) = counts(&report.findings);
-    out.push_str(&format!("stack validate envs: {}, {} in {}\n", plural(e, "error"), plural(w, "warning"), plural(report.targets.len(), "target")));
+    out.push_str(&format!(
+        "stack validate envs: {}, {} in {}\n",
+        plural(e, "error"),
+        plural(w, "warning"),
+        plural(report.targets.len(), "target")
+    ));
     out
 }
 
 fn gh_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn gh_prop(s: &str) -> String {
@@ -145,13 +190,19 @@ fn gh_prop(s: &str) -> String {
 /// The markdown step summary (templates/validate-summary.md.j2).
 pub fn validate_summary(report: &Report) -> String {
     let mut env = minijinja::Environment::new();
-    env.add_template("summary", include_str!("../../templates/validate-summary.md.j2")).expect("summary template parses");
+    env.add_template(
+        "summary",
+        include_str!("../../templates/validate-summary.md.j2"),
+    )
+    .expect("summary template parses");
     let (errors, warnings, _) = counts(&report.findings);
     let ctx = minijinja::context! {
         chart => report.chart, cloud => report.cloud, targets => minijinja::Value::from_serialize(&report.targets),
         findings => minijinja::Value::from_serialize(&report.findings), errors, warnings,
     };
-    env.get_template("summary").and_then(|t| t.render(ctx)).expect("summary renders")
+    env.get_template("summary")
+        .and_then(|t| t.render(ctx))
+        .expect("summary renders")
 }
 
 /// Prints a report in the chosen format; for `github`, appends the summary to `$GITHUB_STEP_SUMMARY`.
@@ -162,7 +213,10 @@ pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
         Format::Json => validate_json(report),
         Format::Github => {
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
                 f.write_all(validate_summary(report).as_bytes())?;
             }
             validate_github(report)
@@ -178,13 +232,26 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
     match format {
         Format::Json => {
             let doc = serde_json::json!({ "error": err.to_string(), "hint": hint, "exitCode": exit_code(err) });
-            println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serializes")
+            );
         }
         Format::Github => {
             let (props, msg) = match stack {
-                Some(StackError::Config { origin: Some(o), message, .. }) => {
-                    (format!(" file={},line={},col={}", gh_prop(&o.file), o.pos.line, o.pos.col), message.clone())
-                }
+                Some(StackError::Config {
+                    origin: Some(o),
+                    message,
+                    ..
+                }) => (
+                    format!(
+                        " file={},line={},col={}",
+                        gh_prop(&o.file),
+                        o.pos.line,
+                        o.pos.col
+                    ),
+                    message.clone(),
+                ),
                 _ => (String::new(), err.to_string()),
             };
             let msg = match hint {
@@ -194,7 +261,9 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
             println!("::error{props}::{}", gh_data(&msg));
         }
         Format::Human => {
-            let st = Styles::new(console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none());
+            let st = Styles::new(
+                console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none(),
+            );
             eprintln!("{} {err}", st.error.apply_to("error:"));
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
@@ -208,7 +277,8 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
 
 /// The exit code for an error that reached `main`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    err.downcast_ref::<StackError>().map_or(2, StackError::exit_code)
+    err.downcast_ref::<StackError>()
+        .map_or(2, StackError::exit_code)
 }
 
 pub fn severity_name(s: Severity) -> &'static str {

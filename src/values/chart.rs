@@ -14,7 +14,11 @@ use std::sync::Arc;
 type Result<T> = std::result::Result<T, StackError>;
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> StackError {
-    StackError::config(None, format!("{what}: {e}"), "check that the file is readable and not corrupt")
+    StackError::config(
+        None,
+        format!("{what}: {e}"),
+        "check that the file is readable and not corrupt",
+    )
 }
 
 /// One entry of Chart.yaml `dependencies:`.
@@ -114,16 +118,23 @@ impl Files {
         let mut out = Vec::new();
         match self {
             Files::Dir(d) => {
-                let Ok(entries) = std::fs::read_dir(d.join("charts")) else { return Ok(out) };
+                let Ok(entries) = std::fs::read_dir(d.join("charts")) else {
+                    return Ok(out);
+                };
                 let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
                 entries.sort();
                 for p in entries {
-                    let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+                    let name = p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string();
                     let shown = format!("{display}/charts/{name}");
                     if p.is_dir() && p.join("Chart.yaml").exists() {
                         out.push((shown, Files::Dir(p)));
                     } else if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
-                        let bytes = std::fs::read(&p).map_err(|e| io_error(&format!("reading {shown}"), e))?;
+                        let bytes = std::fs::read(&p)
+                            .map_err(|e| io_error(&format!("reading {shown}"), e))?;
                         out.push((shown.clone(), Files::Archive(unpack(&bytes, &shown)?)));
                     }
                 }
@@ -132,9 +143,13 @@ impl Files {
                 // Nested subcharts inside an archive: charts/<sub>/... or charts/<x>.tgz
                 let mut dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
                 for (path, data) in m {
-                    let Some(rest) = path.strip_prefix("charts/") else { continue };
+                    let Some(rest) = path.strip_prefix("charts/") else {
+                        continue;
+                    };
                     if let Some((sub, inner)) = rest.split_once('/') {
-                        dirs.entry(sub.to_owned()).or_default().insert(inner.to_owned(), data.clone());
+                        dirs.entry(sub.to_owned())
+                            .or_default()
+                            .insert(inner.to_owned(), data.clone());
                     } else if rest.ends_with(".tgz") {
                         let shown = format!("{display}/charts/{rest}");
                         out.push((shown.clone(), Files::Archive(unpack(data, &shown)?)));
@@ -155,22 +170,37 @@ impl Files {
 fn unpack(bytes: &[u8], shown: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = BTreeMap::new();
-    for entry in archive.entries().map_err(|e| io_error(&format!("{shown} is not a gzipped tar archive"), e))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| io_error(&format!("{shown} is not a gzipped tar archive"), e))?
+    {
         let mut entry = entry.map_err(|e| io_error(&format!("reading {shown}"), e))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(|e| io_error(shown, e))?.to_string_lossy().to_string();
-        let Some((_top, rel)) = path.split_once('/') else { continue };
+        let path = entry
+            .path()
+            .map_err(|e| io_error(shown, e))?
+            .to_string_lossy()
+            .to_string();
+        let Some((_top, rel)) = path.split_once('/') else {
+            continue;
+        };
         let mut data = Vec::new();
-        entry.read_to_end(&mut data).map_err(|e| io_error(shown, e))?;
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| io_error(shown, e))?;
         files.insert(rel.to_owned(), data);
     }
     Ok(files)
 }
 
 fn config_error(origin: Option<Origin>, message: String, hint: &str) -> StackError {
-    StackError::Config { origin, message, hint: Some(hint.to_owned()) }
+    StackError::Config {
+        origin,
+        message,
+        hint: Some(hint.to_owned()),
+    }
 }
 
 /// Loads the chart in `dir` (relative display path `display`) with every subchart that can be read.
@@ -187,9 +217,13 @@ pub fn load(dir: &Path, display: &str) -> Result<Chart> {
 
 fn load_files(files: Files, display: String) -> Result<Chart> {
     let chart_yaml_file: Arc<str> = Arc::from(format!("{display}/Chart.yaml"));
-    let text = files
-        .read("Chart.yaml")
-        .ok_or_else(|| config_error(None, format!("{chart_yaml_file} is missing"), "a chart needs a Chart.yaml"))?;
+    let text = files.read("Chart.yaml").ok_or_else(|| {
+        config_error(
+            None,
+            format!("{chart_yaml_file} is missing"),
+            "a chart needs a Chart.yaml",
+        )
+    })?;
     let text = String::from_utf8_lossy(&text);
     let doc = yaml::parse(&chart_yaml_file, &text).map_err(StackError::from_parse)?;
     let chart_yaml = doc.root;
@@ -213,11 +247,18 @@ fn load_files(files: Files, display: String) -> Result<Chart> {
     let values_file: Arc<str> = Arc::from(format!("{display}/values.yaml"));
     let (values, values_notes) = match files.read("values.yaml") {
         Some(bytes) => {
-            let doc = yaml::parse_values(&values_file, &String::from_utf8_lossy(&bytes)).map_err(StackError::from_parse)?;
+            let doc = yaml::parse_values(&values_file, &String::from_utf8_lossy(&bytes))
+                .map_err(StackError::from_parse)?;
             (doc.root, doc.notes)
         }
         None => (
-            Node { value: Value::Map(Default::default()), origin: Origin { file: values_file, pos: yaml::Pos { line: 1, col: 1 } } },
+            Node {
+                value: Value::Map(Default::default()),
+                origin: Origin {
+                    file: values_file,
+                    pos: yaml::Pos { line: 1, col: 1 },
+                },
+            },
             Vec::new(),
         ),
     };
@@ -227,12 +268,22 @@ fn load_files(files: Files, display: String) -> Result<Chart> {
             let file: Arc<str> = Arc::from(format!("{display}/values.schema.json"));
             let json = serde_json::from_slice(&bytes).map_err(|e| {
                 config_error(
-                    Some(Origin { file: file.clone(), pos: yaml::Pos { line: e.line() as u32, col: e.column() as u32 } }),
+                    Some(Origin {
+                        file: file.clone(),
+                        pos: yaml::Pos {
+                            line: e.line() as u32,
+                            col: e.column() as u32,
+                        },
+                    }),
                     format!("invalid schema JSON: {e}"),
                     "fix the JSON syntax of values.schema.json",
                 )
             })?;
-            Some(Schema { file, json, compiled: Default::default() })
+            Some(Schema {
+                file,
+                json,
+                compiled: Default::default(),
+            })
         }
         None => None,
     };
@@ -261,19 +312,28 @@ fn load_files(files: Files, display: String) -> Result<Chart> {
 
     let mut subcharts = Vec::new();
     for dep in &deps {
-        let vendored_match = found.iter().find(|(_, c)| c.name == dep.name && version_matches(&dep.version, &c.version));
+        let vendored_match = found
+            .iter()
+            .find(|(_, c)| c.name == dep.name && version_matches(&dep.version, &c.version));
         let (chart, source) = match vendored_match {
             Some((shown, c)) => (Some(c.clone()), shown.clone()),
             None => match (&dir, dep.repository.strip_prefix("file://")) {
                 (Some(d), Some(rel)) if d.join(rel).join("Chart.yaml").exists() => {
                     let shown = normalize(&format!("{display}/{rel}"));
                     let c = load_files(Files::Dir(d.join(rel)), shown.clone())?;
-                    (Some(Arc::new(c)), format!("{shown} (file:// source, not vendored)"))
+                    (
+                        Some(Arc::new(c)),
+                        format!("{shown} (file:// source, not vendored)"),
+                    )
                 }
                 _ => (None, dep.repository.clone()),
             },
         };
-        subcharts.push(Subchart { dep: dep.clone(), chart, source });
+        subcharts.push(Subchart {
+            dep: dep.clone(),
+            chart,
+            source,
+        });
     }
     let undeclared = found
         .into_iter()
@@ -281,7 +341,20 @@ fn load_files(files: Files, display: String) -> Result<Chart> {
         .map(|(_, c)| c)
         .collect();
 
-    Ok(Chart { name, version, display, dir, chart_yaml, chart_yaml_file, values, values_notes, schema, subcharts, undeclared, vendored })
+    Ok(Chart {
+        name,
+        version,
+        display,
+        dir,
+        chart_yaml,
+        chart_yaml_file,
+        values,
+        values_notes,
+        schema,
+        subcharts,
+        undeclared,
+        vendored,
+    })
 }
 
 /// `a/b/../c` → `a/c` for display.
@@ -303,11 +376,17 @@ fn normalize(path: &str) -> String {
 /// constraint). Helm uses semver ranges; exact and wildcard forms cover vendored archives.
 fn version_matches(constraint: &str, version: &str) -> bool {
     let c = constraint.trim();
-    c.is_empty() || c == "*" || c == version || c.trim_start_matches(['=', 'v']) == version.trim_start_matches('v') || c.contains(['>', '<', '^', '~', 'x', '|', ' '])
+    c.is_empty()
+        || c == "*"
+        || c == version
+        || c.trim_start_matches(['=', 'v']) == version.trim_start_matches('v')
+        || c.contains(['>', '<', '^', '~', 'x', '|', ' '])
 }
 
 fn parse_dependencies(meta: &yaml::Map) -> Vec<Dependency> {
-    let Some(Value::Seq(items)) = meta.get("dependencies").map(|n| &n.value) else { return Vec::new() };
+    let Some(Value::Seq(items)) = meta.get("dependencies").map(|n| &n.value) else {
+        return Vec::new();
+    };
     items
         .iter()
         .filter_map(|item| {
@@ -354,9 +433,13 @@ fn parse_dependencies(meta: &yaml::Map) -> Vec<Dependency> {
 
 /// Reads Chart.lock next to the chart, if present.
 pub fn read_lock(chart: &Chart) -> Result<Option<(Arc<str>, yaml::Document)>> {
-    let Some(dir) = &chart.dir else { return Ok(None) };
+    let Some(dir) = &chart.dir else {
+        return Ok(None);
+    };
     let path = dir.join("Chart.lock");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
     let file: Arc<str> = Arc::from(format!("{}/Chart.lock", chart.display));
     let doc = yaml::parse(&file, &text).map_err(StackError::from_parse)?;
     Ok(Some((file, doc)))

@@ -17,19 +17,39 @@ pub struct KnownKeys<'c> {
 /// dependency alias (Helm silently ignores such keys — usually a typo).
 pub fn unknown_keys(known: &KnownKeys<'_>, layer: &Map, out: &mut Vec<Finding>) {
     let schema = known.tree.chart.schema.as_ref().map(|s| (&s.json, &s.json));
-    walk(layer, Some(&known.defaults), schema, Some(&known.tree), "", out);
+    walk(
+        layer,
+        Some(&known.defaults),
+        schema,
+        Some(&known.tree),
+        "",
+        out,
+    );
 }
 
 type SchemaAt<'a> = Option<(&'a Json, &'a Json)>; // (node, document root for $ref)
 
-fn walk(layer: &Map, defaults: Option<&Map>, schema: SchemaAt<'_>, tree: Option<&Tree<'_>>, path: &str, out: &mut Vec<Finding>) {
+fn walk(
+    layer: &Map,
+    defaults: Option<&Map>,
+    schema: SchemaAt<'_>,
+    tree: Option<&Tree<'_>>,
+    path: &str,
+    out: &mut Vec<Finding>,
+) {
     let schema = schema.map(|(s, root)| (deref(s, root), root));
     for (key, node) in layer {
-        let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         if tree.is_some_and(|t| t.chart.subcharts.iter().any(|s| s.dep.key() == key)) {
             // A dependency alias: descend with the subchart's own schema.
             let child = tree.and_then(|t| t.children.iter().find(|c| c.key == *key));
-            let sub_defaults = defaults.and_then(|d| d.get(key)).and_then(|n| n.value.as_map());
+            let sub_defaults = defaults
+                .and_then(|d| d.get(key))
+                .and_then(|n| n.value.as_map());
             if let (Value::Map(m), Some(child)) = (&node.value, child) {
                 let sub_schema = child.chart.schema.as_ref().map(|s| (&s.json, &s.json));
                 walk(m, sub_defaults, sub_schema, Some(child), &full, out);
@@ -45,7 +65,9 @@ fn walk(layer: &Map, defaults: Option<&Map>, schema: SchemaAt<'_>, tree: Option<
             if is_open(defaults, schema) {
                 continue;
             }
-            let mut candidates: Vec<&str> = defaults.map(|d| d.keys().map(String::as_str).collect()).unwrap_or_default();
+            let mut candidates: Vec<&str> = defaults
+                .map(|d| d.keys().map(String::as_str).collect())
+                .unwrap_or_default();
             if let Some((s, _)) = schema {
                 if let Some(Json::Object(props)) = s.get("properties") {
                     candidates.extend(props.keys().map(String::as_str));
@@ -54,10 +76,16 @@ fn walk(layer: &Map, defaults: Option<&Map>, schema: SchemaAt<'_>, tree: Option<
             if let Some(t) = tree {
                 candidates.extend(t.chart.subcharts.iter().map(|s| s.dep.key()));
             }
-            let mut f = Finding::new(Rule::UnknownKey, Some(node.origin.clone()), format!("`{full}` matches nothing in the chart: Helm ignores it"));
+            let mut f = Finding::new(
+                Rule::UnknownKey,
+                Some(node.origin.clone()),
+                format!("`{full}` matches nothing in the chart: Helm ignores it"),
+            );
             f = match did_you_mean(key, &candidates) {
                 Some(best) => f.hint(format!("did you mean `{}`?", replace_last(&full, best))),
-                None => f.hint("remove it, or add it to the chart's values.yaml or values.schema.json"),
+                None => {
+                    f.hint("remove it, or add it to the chart's values.yaml or values.schema.json")
+                }
             };
             out.push(f);
             continue;
@@ -84,7 +112,12 @@ fn replace_last(full: &str, best: &str) -> String {
 pub fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&key.to_lowercase(), &c.to_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
         .filter(|(score, c)| *score > 0.85 && *c != key)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -139,7 +172,10 @@ fn property_schema<'a>(s: &'a Json, key: &str) -> Option<&'a Json> {
 pub fn clashes(clashes: &[Clash], out: &mut Vec<Finding>) {
     for c in clashes {
         // Helm prefixes paths with the top chart's name; users write them without it.
-        let path = c.path.split_once('.').map_or(c.path.as_str(), |(_, rest)| rest);
+        let path = c
+            .path
+            .split_once('.')
+            .map_or(c.path.as_str(), |(_, rest)| rest);
         let message = if c.fatal {
             format!("`{}` is a subchart's values but is set to a {}: Helm fails with \"type mismatch on {}\"", c.path, c.user_type, c.path)
         } else {
@@ -179,31 +215,58 @@ pub fn yaml_notes(file: &Arc<str>, notes: &[Note], out: &mut Vec<Finding>) {
 
 /// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`. The finding
 /// points at the tag when an env layer set it, else at the target file (the place to pin one).
-pub fn image_tags(values: &Map, forbidden: &[String], target_type: &str, layers: &[String], target: &str, out: &mut Vec<Finding>) {
+pub fn image_tags(
+    values: &Map,
+    forbidden: &[String],
+    target_type: &str,
+    layers: &[String],
+    target: &str,
+    out: &mut Vec<Finding>,
+) {
     let in_layers = |o: &Origin| layers.iter().any(|l| **l == *o.file);
     let mut stack: Vec<(String, &Map)> = vec![(String::new(), values)];
     while let Some((path, map)) = stack.pop() {
         for (key, node) in map {
-            let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let full = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
             let Value::Map(m) = &node.value else { continue };
             stack.push((full.clone(), m));
             if !matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
                 continue;
             }
             let (tag, set_at) = match m.get("tag") {
-                Some(Node { value: Value::Str(s), origin }) => (s.clone(), Some(origin)),
-                Some(Node { value: Value::Number(n), origin }) => (crate::yaml::number_to_json(*n).to_string(), Some(origin)),
-                Some(Node { value: Value::Null, origin }) => (String::new(), Some(origin)),
+                Some(Node {
+                    value: Value::Str(s),
+                    origin,
+                }) => (s.clone(), Some(origin)),
+                Some(Node {
+                    value: Value::Number(n),
+                    origin,
+                }) => (crate::yaml::number_to_json(*n).to_string(), Some(origin)),
+                Some(Node {
+                    value: Value::Null,
+                    origin,
+                }) => (String::new(), Some(origin)),
                 Some(_) => continue,
                 None => (String::new(), None),
             };
-            if !forbidden.iter().any(|f| *f == tag) {
+            if !forbidden.contains(&tag) {
                 continue;
             }
-            let shown = if tag.is_empty() { "empty".to_owned() } else { format!("`{tag}`") };
+            let shown = if tag.is_empty() {
+                "empty".to_owned()
+            } else {
+                format!("`{tag}`")
+            };
             let (location, from) = match set_at {
                 Some(o) if in_layers(o) => (o.clone(), String::new()),
-                Some(o) => (crate::config::file_origin(target), format!(" (chart default at {o})")),
+                Some(o) => (
+                    crate::config::file_origin(target),
+                    format!(" (chart default at {o})"),
+                ),
                 None => (crate::config::file_origin(target), String::new()),
             };
             out.push(
@@ -220,7 +283,10 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        assert_eq!(did_you_mean("replicaCont", &["replicaCount", "image"]), Some("replicaCount"));
+        assert_eq!(
+            did_you_mean("replicaCont", &["replicaCount", "image"]),
+            Some("replicaCount")
+        );
         assert_eq!(did_you_mean("zzz", &["replicaCount", "image"]), None);
     }
 }

@@ -50,7 +50,13 @@ pub struct Composed<'c> {
 pub fn merge_maps(dst: &mut Map, src: &Map) {
     for (k, v) in src {
         match (dst.get_mut(k), &v.value) {
-            (Some(Node { value: Value::Map(d), origin }), Value::Map(s)) => {
+            (
+                Some(Node {
+                    value: Value::Map(d),
+                    origin,
+                }),
+                Value::Map(s),
+            ) => {
                 merge_maps(d, s);
                 *origin = v.origin.clone();
             }
@@ -68,7 +74,11 @@ pub fn compose<'c>(chart: &'c Chart, user: &Map) -> Composed<'c> {
     let mut values = user.clone();
     let mut clashes = Vec::new();
     coalesce(&tree, &mut values, "", false, &mut clashes);
-    Composed { values, tree, clashes }
+    Composed {
+        values,
+        tree,
+        clashes,
+    }
 }
 
 fn concat(a: &str, b: &str) -> String {
@@ -82,7 +92,11 @@ fn concat(a: &str, b: &str) -> String {
 /// Every subchart of `chart` as Helm lists them before tags and conditions apply
 /// (`processDependencyEnabled`, first half): undeclared ones, then one copy per dependency.
 fn all_children<'c>(chart: &'c Chart) -> (Vec<Tree<'c>>, Vec<(&'c Dependency, String)>) {
-    let mut children: Vec<Tree<'c>> = chart.undeclared.iter().map(|c| full_tree(c, c.name.clone())).collect();
+    let mut children: Vec<Tree<'c>> = chart
+        .undeclared
+        .iter()
+        .map(|c| full_tree(c, c.name.clone()))
+        .collect();
     let mut missing = Vec::new();
     for sub in &chart.subcharts {
         match &sub.chart {
@@ -95,7 +109,14 @@ fn all_children<'c>(chart: &'c Chart) -> (Vec<Tree<'c>>, Vec<(&'c Dependency, St
 
 fn full_tree(chart: &Chart, key: String) -> Tree<'_> {
     let (children, missing) = all_children(chart);
-    Tree { chart, key, values: chart_values(chart), children, disabled: Vec::new(), missing }
+    Tree {
+        chart,
+        key,
+        values: chart_values(chart),
+        children,
+        disabled: Vec::new(),
+        missing,
+    }
 }
 
 fn chart_values(chart: &Chart) -> Map {
@@ -119,16 +140,30 @@ fn bake(tree: &mut Tree<'_>) {
         for iv in &sub.dep.import_values {
             let (child, parent) = match iv {
                 serde_json::Value::String(s) => (format!("exports.{s}"), ".".to_owned()),
-                serde_json::Value::Object(m) => (go_sprint(m.get("child")), go_sprint(m.get("parent"))),
+                serde_json::Value::Object(m) => {
+                    (go_sprint(m.get("child")), go_sprint(m.get("parent")))
+                }
                 _ => continue,
             };
-            let Some(Node { value: Value::Map(table), origin }) = path_value(&cvals, &format!("{}.{child}", sub.dep.key())) else { continue };
+            let Some(Node {
+                value: Value::Map(table),
+                origin,
+            }) = path_value(&cvals, &format!("{}.{child}", sub.dep.key()))
+            else {
+                continue;
+            };
             let table = if parent == "." {
                 table.clone()
             } else {
                 // pathToMap: nest the table under the parent path.
                 parent.split('.').rev().fold(table.clone(), |inner, k| {
-                    Map::from([(k.to_owned(), Node { value: Value::Map(inner), origin: origin.clone() })])
+                    Map::from([(
+                        k.to_owned(),
+                        Node {
+                            value: Value::Map(inner),
+                            origin: origin.clone(),
+                        },
+                    )])
                 })
             };
             coalesce_tables(&mut imported, table, "", true, &mut Vec::new());
@@ -151,7 +186,14 @@ fn go_sprint(v: Option<&serde_json::Value>) -> String {
 /// drop what is disabled, recurse with the coalesced values and the subchart's path.
 fn enabled_tree<'c>(chart: &'c Chart, key: String, v: &Map, path: &str) -> Tree<'c> {
     let (children, missing) = all_children(chart);
-    let all = Tree { chart, key, values: chart_values(chart), children, disabled: Vec::new(), missing };
+    let all = Tree {
+        chart,
+        key,
+        values: chart_values(chart),
+        children,
+        disabled: Vec::new(),
+        missing,
+    };
     if chart.subcharts.is_empty() {
         return all;
     }
@@ -200,8 +242,19 @@ fn enabled_tree<'c>(chart: &'c Chart, key: String, v: &Map, path: &str) -> Tree<
         let sub_path = format!("{path}{}.", child.key);
         children.push(enabled_tree(child.chart, child.key, &cvals, &sub_path));
     }
-    let missing = all.missing.into_iter().filter(|(d, _)| !disabled.iter().any(|(k, _)| k == d.key())).collect();
-    Tree { chart, key: all.key, values: all.values, children, disabled, missing }
+    let missing = all
+        .missing
+        .into_iter()
+        .filter(|(d, _)| !disabled.iter().any(|(k, _)| k == d.key()))
+        .collect();
+    Tree {
+        chart,
+        key: all.key,
+        values: all.values,
+        children,
+        disabled,
+        missing,
+    }
 }
 
 /// `Values.PathValue`: a dotted path through maps to an existing key.
@@ -221,7 +274,13 @@ fn coalesce(tree: &Tree<'_>, dest: &mut Map, prefix: &str, merge: bool, clashes:
 }
 
 /// `coalesceValues`: the chart's defaults under the user's values.
-fn coalesce_values(tree: &Tree<'_>, v: &mut Map, prefix: &str, merge: bool, clashes: &mut Vec<Clash>) {
+fn coalesce_values(
+    tree: &Tree<'_>,
+    v: &mut Map,
+    prefix: &str,
+    merge: bool,
+    clashes: &mut Vec<Clash>,
+) {
     let sub_prefix = concat(prefix, &tree.chart.name);
     for (key, default) in &tree.values {
         match v.get_mut(key) {
@@ -262,9 +321,18 @@ fn coalesce_values(tree: &Tree<'_>, v: &mut Map, prefix: &str, merge: bool, clas
 }
 
 /// `coalesceTablesFullKey`: `dst` (higher precedence) over `src`.
-fn coalesce_tables(dst: &mut Map, mut src: Map, prefix: &str, merge: bool, clashes: &mut Vec<Clash>) {
-    let src_non_nil: std::collections::HashSet<String> =
-        src.iter().filter(|(_, n)| n.value != Value::Null).map(|(k, _)| k.clone()).collect();
+fn coalesce_tables(
+    dst: &mut Map,
+    mut src: Map,
+    prefix: &str,
+    merge: bool,
+    clashes: &mut Vec<Clash>,
+) {
+    let src_non_nil: std::collections::HashSet<String> = src
+        .iter()
+        .filter(|(_, n)| n.value != Value::Null)
+        .map(|(k, _)| k.clone())
+        .collect();
     for (k, n) in dst.iter() {
         if n.value == Value::Null {
             src.insert(k.clone(), n.clone());
@@ -306,11 +374,25 @@ fn coalesce_tables(dst: &mut Map, mut src: Map, prefix: &str, merge: bool, clash
 }
 
 /// `coalesceDeps`: each subchart's values under its key, with globals copied down.
-fn coalesce_deps(tree: &Tree<'_>, dest: &mut Map, prefix: &str, merge: bool, clashes: &mut Vec<Clash>) {
+fn coalesce_deps(
+    tree: &Tree<'_>,
+    dest: &mut Map,
+    prefix: &str,
+    merge: bool,
+    clashes: &mut Vec<Clash>,
+) {
     for child in &tree.children {
         let mut sub = match dest.remove(&child.key) {
-            None => Node { value: Value::Map(Map::new()), origin: tree.chart.values.origin.clone() },
-            Some(n @ Node { value: Value::Map(_), .. }) => n,
+            None => Node {
+                value: Value::Map(Map::new()),
+                origin: tree.chart.values.origin.clone(),
+            },
+            Some(
+                n @ Node {
+                    value: Value::Map(_),
+                    ..
+                },
+            ) => n,
             Some(other) => {
                 // Helm: "type mismatch on <name>" — rendering fails.
                 clashes.push(Clash {
@@ -339,7 +421,10 @@ fn coalesce_globals(dest: &mut Map, src: &Map, prefix: &str) {
     let origin = src.get("global").map(|n| n.origin.clone());
     let mut dg = match dest.remove("global") {
         None => Map::new(),
-        Some(Node { value: Value::Map(m), .. }) => m,
+        Some(Node {
+            value: Value::Map(m),
+            ..
+        }) => m,
         Some(other) => {
             dest.insert("global".into(), other);
             return;
@@ -350,37 +435,79 @@ fn coalesce_globals(dest: &mut Map, src: &Map, prefix: &str) {
         None => Map::new(),
         Some(Value::Map(m)) => m.clone(),
         Some(_) => {
-            dest.insert("global".into(), Node { value: Value::Map(dg), origin: dg_origin.unwrap_or_else(|| placeholder(dest)) });
+            dest.insert(
+                "global".into(),
+                Node {
+                    value: Value::Map(dg),
+                    origin: dg_origin.unwrap_or_else(|| placeholder(dest)),
+                },
+            );
             return;
         }
     };
     for (key, val) in sg {
         match (&val.value, dg.get(&key)) {
-            (Value::Map(vm), Some(Node { value: Value::Map(dm), .. })) => {
+            (
+                Value::Map(vm),
+                Some(Node {
+                    value: Value::Map(dm),
+                    ..
+                }),
+            ) => {
                 let mut vv = vm.clone();
-                coalesce_tables(&mut vv, dm.clone(), &concat(prefix, &key), true, &mut Vec::new());
-                dg.insert(key, Node { value: Value::Map(vv), origin: val.origin });
+                coalesce_tables(
+                    &mut vv,
+                    dm.clone(),
+                    &concat(prefix, &key),
+                    true,
+                    &mut Vec::new(),
+                );
+                dg.insert(
+                    key,
+                    Node {
+                        value: Value::Map(vv),
+                        origin: val.origin,
+                    },
+                );
             }
             (Value::Map(_), Some(_)) => {} // "Conflict: cannot merge map onto non-map"
             (Value::Map(_), None) => {
                 dg.insert(key, val);
             }
-            (_, Some(Node { value: Value::Map(_), .. })) => {} // "key is table. Skipping"
+            (
+                _,
+                Some(Node {
+                    value: Value::Map(_),
+                    ..
+                }),
+            ) => {} // "key is table. Skipping"
             _ => {
                 dg.insert(key, val);
             }
         }
     }
     let origin = origin.unwrap_or_else(|| placeholder(dest));
-    dest.insert("global".into(), Node { value: Value::Map(dg), origin });
+    dest.insert(
+        "global".into(),
+        Node {
+            value: Value::Map(dg),
+            origin,
+        },
+    );
 }
 
 /// Where an implicit value (an inserted empty `global`) is attributed: any sibling's file, line 1.
 fn placeholder(m: &Map) -> Origin {
-    m.values().next().map(|n| Origin { file: n.origin.file.clone(), pos: crate::yaml::Pos { line: 1, col: 1 } }).unwrap_or(Origin {
-        file: std::sync::Arc::from("<generated>"),
-        pos: crate::yaml::Pos { line: 1, col: 1 },
-    })
+    m.values()
+        .next()
+        .map(|n| Origin {
+            file: n.origin.file.clone(),
+            pos: crate::yaml::Pos { line: 1, col: 1 },
+        })
+        .unwrap_or(Origin {
+            file: std::sync::Arc::from("<generated>"),
+            pos: crate::yaml::Pos { line: 1, col: 1 },
+        })
 }
 
 /// The defaults of the chart with every subchart enabled: what a user file may override.

@@ -12,7 +12,13 @@ use sha2::{Digest, Sha256};
 
 /// One dependency as Helm's `chart.Dependency` struct would encode it.
 fn dependency_json(d: &DepFields, sanitize: bool) -> Json {
-    let s = |v: &str| if sanitize { sanitize_string(v) } else { v.to_owned() };
+    let s = |v: &str| {
+        if sanitize {
+            sanitize_string(v)
+        } else {
+            v.to_owned()
+        }
+    };
     let mut m = serde_json::Map::new();
     m.insert("name".into(), Json::String(s(&d.name)));
     if !d.version.is_empty() {
@@ -23,7 +29,10 @@ fn dependency_json(d: &DepFields, sanitize: bool) -> Json {
         m.insert("condition".into(), Json::String(s(&d.condition)));
     }
     if !d.tags.is_empty() {
-        m.insert("tags".into(), Json::Array(d.tags.iter().map(|t| Json::String(s(t))).collect()));
+        m.insert(
+            "tags".into(),
+            Json::Array(d.tags.iter().map(|t| Json::String(s(t))).collect()),
+        );
     }
     if d.enabled {
         m.insert("enabled".into(), Json::Bool(true));
@@ -67,7 +76,9 @@ impl From<&Dependency> for DepFields {
 
 /// `Chart.lock` `dependencies:` entries (name, version, repository as written).
 pub fn lock_dependencies(root: &Node) -> Option<Vec<DepFields>> {
-    let Value::Map(m) = &root.value else { return None };
+    let Value::Map(m) = &root.value else {
+        return None;
+    };
     match m.get("dependencies").map(|n| &n.value) {
         Some(Value::Seq(items)) => Some(
             items
@@ -79,7 +90,12 @@ pub fn lock_dependencies(root: &Node) -> Option<Vec<DepFields>> {
                         Some(Value::Number(n)) => crate::yaml::number_to_json(*n).to_string(),
                         _ => String::new(),
                     };
-                    DepFields { name: s("name"), version: s("version"), repository: s("repository"), ..Default::default() }
+                    DepFields {
+                        name: s("name"),
+                        version: s("version"),
+                        repository: s("repository"),
+                        ..Default::default()
+                    }
                 })
                 .collect(),
         ),
@@ -158,7 +174,9 @@ fn go_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -172,7 +190,11 @@ pub fn sorted_object(v: &Json) -> Json {
         Json::Object(m) => {
             let mut keys: Vec<_> = m.keys().collect();
             keys.sort();
-            Json::Object(keys.into_iter().map(|k| (k.clone(), sorted_object(&m[k]))).collect())
+            Json::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_object(&m[k])))
+                    .collect(),
+            )
         }
         Json::Array(a) => Json::Array(a.iter().map(sorted_object).collect()),
         other => other.clone(),

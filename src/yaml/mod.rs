@@ -78,8 +78,14 @@ impl Value {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => number_to_json(*n),
             Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => serde_json::Value::Array(items.iter().map(|n| n.value.to_json()).collect()),
-            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, n)| (k.clone(), n.value.to_json())).collect()),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(|n| n.value.to_json()).collect())
+            }
+            Value::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, n)| (k.clone(), n.value.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -109,10 +115,20 @@ pub fn number_to_json(n: f64) -> serde_json::Value {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Note {
     /// The same key twice in one map; Helm keeps the last.
-    DuplicateKey { key: String, first: Pos, second: Pos },
+    DuplicateKey {
+        key: String,
+        first: Pos,
+        second: Pos,
+    },
     /// A plain scalar that YAML 1.1 (Helm) and YAML 1.2 read differently.
     /// `is_key`: a map key (stringified by Helm, e.g. a key `n` becomes "false").
-    Ambiguous { text: String, helm_reads: String, yaml12_reads: &'static str, pos: Pos, is_key: bool },
+    Ambiguous {
+        text: String,
+        helm_reads: String,
+        yaml12_reads: &'static str,
+        pos: Pos,
+        is_key: bool,
+    },
 }
 
 /// A parsed document: its root (a map for values files) and the notes found while reading it.
@@ -132,12 +148,25 @@ pub struct ParseError {
 }
 
 fn pos_of(span: &Span) -> Pos {
-    Pos { line: span.start.line() as u32, col: span.start.col() as u32 + 1 }
+    Pos {
+        line: span.start.line() as u32,
+        col: span.start.col() as u32 + 1,
+    }
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, origin: Origin, anchor: usize },
-    Map { map: Map, origin: Origin, anchor: usize, key: Option<(String, Pos)>, seen: HashMap<String, Pos> },
+    Seq {
+        items: Vec<Node>,
+        origin: Origin,
+        anchor: usize,
+    },
+    Map {
+        map: Map,
+        origin: Origin,
+        anchor: usize,
+        key: Option<(String, Pos)>,
+        seen: HashMap<String, Pos>,
+    },
 }
 
 /// Parses the first document of `text` (as go-yaml's Unmarshal does). An empty document is `null`.
@@ -147,14 +176,26 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut notes = Vec::new();
     let mut root: Option<Node> = None;
-    let origin = |pos| Origin { file: file.clone(), pos };
-    let err = |pos, message: String| ParseError { file: file.clone(), pos, message };
+    let origin = |pos| Origin {
+        file: file.clone(),
+        pos,
+    };
+    let err = |pos, message: String| ParseError {
+        file: file.clone(),
+        pos,
+        message,
+    };
 
-    loop {
-        let Some(next) = parser.next_event() else { break };
+    while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| {
             let m = e.marker();
-            err(Pos { line: m.line() as u32, col: m.col() as u32 + 1 }, e.info().to_owned())
+            err(
+                Pos {
+                    line: m.line() as u32,
+                    col: m.col() as u32 + 1,
+                },
+                e.info().to_owned(),
+            )
         })?;
         let pos = pos_of(&span);
         let complete: Option<(Node, usize)> = match event {
@@ -166,12 +207,23 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                 None
             }
             Event::Alias(id) => {
-                let node = anchors.get(&id).cloned().ok_or_else(|| err(pos, "unknown anchor".into()))?;
-                Some((Node { value: node.value, origin: origin(pos) }, 0))
+                let node = anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| err(pos, "unknown anchor".into()))?;
+                Some((
+                    Node {
+                        value: node.value,
+                        origin: origin(pos),
+                    },
+                    0,
+                ))
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let value = match (&style, tag.as_deref()) {
-                    (_, Some(t)) if t.handle == "!!" && t.suffix == "str" => Value::Str(text.to_string()),
+                    (_, Some(t)) if t.handle == "!!" && t.suffix == "str" => {
+                        Value::Str(text.to_string())
+                    }
                     (ScalarStyle::Plain, Some(t)) if t.handle == "!!" || t.handle.is_empty() => {
                         scalar::resolve_plain(&text).value
                     }
@@ -179,17 +231,37 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                         let r = scalar::resolve_plain(&text);
                         let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
                         if let Some(yaml12_reads) = r.ambiguity {
-                            let helm_reads = if is_key { format!("the key {:?}", key_text(&r.value)) } else { r.value.brief() };
-                            notes.push(Note::Ambiguous { text: text.to_string(), helm_reads, yaml12_reads, pos, is_key });
+                            let helm_reads = if is_key {
+                                format!("the key {:?}", key_text(&r.value))
+                            } else {
+                                r.value.brief()
+                            };
+                            notes.push(Note::Ambiguous {
+                                text: text.to_string(),
+                                helm_reads,
+                                yaml12_reads,
+                                pos,
+                                is_key,
+                            });
                         }
                         r.value
                     }
                     _ => Value::Str(text.to_string()),
                 };
-                Some((Node { value, origin: origin(pos) }, anchor))
+                Some((
+                    Node {
+                        value,
+                        origin: origin(pos),
+                    },
+                    anchor,
+                ))
             }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq { items: Vec::new(), origin: origin(pos), anchor });
+                stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    origin: origin(pos),
+                    anchor,
+                });
                 None
             }
             Event::MappingStart(anchor, _) => {
@@ -203,15 +275,38 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { items, origin, anchor }) => Some((Node { value: Value::Seq(items), origin }, anchor)),
+                Some(Frame::Seq {
+                    items,
+                    origin,
+                    anchor,
+                }) => Some((
+                    Node {
+                        value: Value::Seq(items),
+                        origin,
+                    },
+                    anchor,
+                )),
                 _ => return Err(err(pos, "unbalanced sequence".into())),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { map, origin, anchor, .. }) => Some((Node { value: Value::Map(map), origin }, anchor)),
+                Some(Frame::Map {
+                    map,
+                    origin,
+                    anchor,
+                    ..
+                }) => Some((
+                    Node {
+                        value: Value::Map(map),
+                        origin,
+                    },
+                    anchor,
+                )),
                 _ => return Err(err(pos, "unbalanced mapping".into())),
             },
         };
-        let Some((node, anchor)) = complete else { continue };
+        let Some((node, anchor)) = complete else {
+            continue;
+        };
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
         }
@@ -220,17 +315,32 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { map, key, seen, .. }) => match key.take() {
                 None => *key = Some((key_string(file, &node)?, node.origin.pos)),
-                Some((k, kpos)) if k == "<<" && is_merge_key(&node) => merge_into(map, node, kpos, file)?,
+                Some((k, kpos)) if k == "<<" && is_merge_key(&node) => {
+                    merge_into(map, node, kpos, file)?
+                }
                 Some((k, kpos)) => {
                     if let Some(first) = seen.insert(k.clone(), kpos) {
-                        notes.push(Note::DuplicateKey { key: k.clone(), first, second: kpos });
+                        notes.push(Note::DuplicateKey {
+                            key: k.clone(),
+                            first,
+                            second: kpos,
+                        });
                     }
-                    map.insert(k, Node { value: node.value, origin: origin(kpos) });
+                    map.insert(
+                        k,
+                        Node {
+                            value: node.value,
+                            origin: origin(kpos),
+                        },
+                    );
                 }
             },
         }
     }
-    let root = root.unwrap_or(Node { value: Value::Null, origin: origin(Pos { line: 1, col: 1 }) });
+    let root = root.unwrap_or(Node {
+        value: Value::Null,
+        origin: origin(Pos { line: 1, col: 1 }),
+    });
     Ok(Document { root, notes })
 }
 
@@ -295,7 +405,10 @@ pub fn parse_values(file: &Arc<str>, text: &str) -> Result<Document, ParseError>
             return Err(ParseError {
                 file: file.clone(),
                 pos: doc.root.origin.pos,
-                message: format!("a values file must be a map of keys, but this is {}", other.type_name()),
+                message: format!(
+                    "a values file must be a map of keys, but this is {}",
+                    other.type_name()
+                ),
             })
         }
     }
@@ -313,8 +426,12 @@ mod tests {
     #[test]
     fn positions_point_at_keys() {
         let d = doc("a:\n  b: 1\n  c: [x, y]\n");
-        let Value::Map(m) = &d.root.value else { panic!() };
-        let Value::Map(a) = &m["a"].value else { panic!() };
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
+        let Value::Map(a) = &m["a"].value else {
+            panic!()
+        };
         assert_eq!(a["b"].origin.pos, Pos { line: 2, col: 3 });
         assert_eq!(a["c"].origin.pos, Pos { line: 3, col: 3 });
         assert_eq!(a["b"].value, Value::Number(1.0));
@@ -323,32 +440,52 @@ mod tests {
     #[test]
     fn duplicate_keys_keep_last_and_are_noted() {
         let d = doc("a: 1\nb: 2\na: 3\n");
-        let Value::Map(m) = &d.root.value else { panic!() };
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
         assert_eq!(m["a"].value, Value::Number(3.0));
-        assert!(matches!(&d.notes[0], Note::DuplicateKey { key, first, second }
-            if key == "a" && first.line == 1 && second.line == 3));
+        assert!(
+            matches!(&d.notes[0], Note::DuplicateKey { key, first, second }
+            if key == "a" && first.line == 1 && second.line == 3)
+        );
     }
 
     #[test]
     fn merge_keys_and_anchors() {
-        let d = doc("base: &b\n  x: 1\n  y: 2\nuse:\n  <<: *b\n  y: 3\n");
-        let Value::Map(m) = &d.root.value else { panic!() };
-        let Value::Map(u) = &m["use"].value else { panic!() };
-        assert_eq!(u["x"].value, Value::Number(1.0));
-        assert_eq!(u["y"].value, Value::Number(3.0));
+        let d = doc("base: &b\n  a: 1\n  b: 2\nuse:\n  <<: *b\n  b: 3\n");
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
+        let Value::Map(u) = &m["use"].value else {
+            panic!()
+        };
+        assert_eq!(u["a"].value, Value::Number(1.0));
+        assert_eq!(u["b"].value, Value::Number(3.0));
     }
 
     #[test]
     fn quoted_scalars_stay_strings_and_keys_stringify() {
         let d = doc("a: \"yes\"\nb: yes\n1: one\ntrue: t\n");
-        let Value::Map(m) = &d.root.value else { panic!() };
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
         assert_eq!(m["a"].value, Value::Str("yes".into()));
         assert_eq!(m["b"].value, Value::Bool(true));
         assert!(m.contains_key("1") && m.contains_key("true"));
-        assert_eq!(d.notes.len(), 1, "only the plain `yes` value is ambiguous: {:?}", d.notes);
+        assert_eq!(
+            d.notes.len(),
+            1,
+            "only the plain `yes` value is ambiguous: {:?}",
+            d.notes
+        );
         let d = doc("n: 1\n");
-        let Value::Map(m) = &d.root.value else { panic!() };
-        assert!(m.contains_key("false"), "a key `n` is the boolean false to Helm");
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
+        assert!(
+            m.contains_key("false"),
+            "a key `n` is the boolean false to Helm"
+        );
         assert!(matches!(&d.notes[0], Note::Ambiguous { is_key: true, .. }));
     }
 

@@ -15,24 +15,36 @@ pub struct Resolved {
     pub ambiguity: Option<&'static str>,
 }
 
-const TRUE_WORDS: [&str; 11] = ["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"];
-const FALSE_WORDS: [&str; 11] = ["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"];
+const TRUE_WORDS: [&str; 11] = [
+    "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+];
+const FALSE_WORDS: [&str; 11] = [
+    "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+];
 const YAML12_BOOLS: [&str; 6] = ["true", "True", "TRUE", "false", "False", "FALSE"];
 
 /// Resolves an untagged plain scalar the way go-yaml v2 does.
 pub fn resolve_plain(text: &str) -> Resolved {
-    let plain = |value| Resolved { value, ambiguity: None };
+    let plain = |value| Resolved {
+        value,
+        ambiguity: None,
+    };
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return plain(Value::Null),
         ".nan" | ".NaN" | ".NAN" => return plain(Value::Number(f64::NAN)),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return plain(Value::Number(f64::INFINITY)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return plain(Value::Number(f64::INFINITY))
+        }
         "-.inf" | "-.Inf" | "-.INF" => return plain(Value::Number(f64::NEG_INFINITY)),
         _ => {}
     }
     if TRUE_WORDS.contains(&text) || FALSE_WORDS.contains(&text) {
         let b = TRUE_WORDS.contains(&text);
         let ambiguity = (!YAML12_BOOLS.contains(&text)).then_some("a string in YAML 1.2");
-        return Resolved { value: Value::Bool(b), ambiguity };
+        return Resolved {
+            value: Value::Bool(b),
+            ambiguity,
+        };
     }
     let first = text.as_bytes()[0];
     match first {
@@ -47,7 +59,10 @@ pub fn resolve_plain(text: &str) -> Resolved {
 
 /// Digits or a sign first: timestamp (kept as its text), int, float, binary; else string.
 fn resolve_numeric(text: &str) -> Resolved {
-    let plain = |value| Resolved { value, ambiguity: None };
+    let plain = |value| Resolved {
+        value,
+        ambiguity: None,
+    };
     if is_timestamp(text) {
         // go-yaml v2 keeps timestamp-like values as their text when decoding into interface{}.
         return plain(Value::Str(text.to_owned()));
@@ -64,12 +79,19 @@ fn resolve_numeric(text: &str) -> Resolved {
         } else {
             None
         };
-        return Resolved { value: Value::Number(n), ambiguity };
+        return Resolved {
+            value: Value::Number(n),
+            ambiguity,
+        };
     }
     if yaml_style_float(&stripped) {
         if let Ok(f) = stripped.parse::<f64>() {
-            let ambiguity = had_underscore.then_some("a string in YAML 1.2 (underscores are not digit separators there)");
-            return Resolved { value: Value::Number(f), ambiguity };
+            let ambiguity = had_underscore
+                .then_some("a string in YAML 1.2 (underscores are not digit separators there)");
+            return Resolved {
+                value: Value::Number(f),
+                ambiguity,
+            };
         }
     }
     plain(Value::Str(text.to_owned()))
@@ -82,17 +104,18 @@ fn go_parse_int_base0(s: &str) -> Option<f64> {
         b'-' => (true, &s[1..]),
         _ => (false, s),
     };
-    let (radix, digits) = if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, d)
-    } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, d)
-    } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, d)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, d)
+        } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, d)
+        } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, d)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -153,7 +176,8 @@ fn yaml_style_float(s: &str) -> bool {
 /// Go's `strconv.ParseFloat` accepts a little more than Rust's (hex floats, underscores); for a
 /// scalar that starts with '.', only the decimal forms matter, which both accept alike.
 fn go_float_syntax(s: &str) -> bool {
-    s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    s.bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
 }
 
 /// go-yaml v2 `parseTimestamp`: exactly four digits then '-', then one of its accepted layouts.
@@ -173,7 +197,9 @@ fn is_timestamp(s: &str) -> bool {
         return false;
     };
     let num = |p: &str, max: u32| {
-        (1..=2).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()) && (1..=max).contains(&p.parse::<u32>().unwrap_or(0))
+        (1..=2).contains(&p.len())
+            && p.bytes().all(|c| c.is_ascii_digit())
+            && (1..=max).contains(&p.parse::<u32>().unwrap_or(0))
     };
     if !num(m, 12) || !num(d, 31) {
         return false;
@@ -185,8 +211,14 @@ fn is_timestamp(s: &str) -> bool {
             return false;
         };
         let sec_int = sec.split('.').next().unwrap_or("");
-        let frac_ok = sec.split_once('.').is_none_or(|(_, f)| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()));
-        let small = |p: &str, max: u32| (1..=2).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().map_or(false, |v| v <= max);
+        let frac_ok = sec
+            .split_once('.')
+            .is_none_or(|(_, f)| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()));
+        let small = |p: &str, max: u32| {
+            (1..=2).contains(&p.len())
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|v| v <= max)
+        };
         small(h, 23) && small(mi, 59) && small(sec_int, 59) && frac_ok
     };
     if sep == " " {
@@ -202,7 +234,12 @@ fn is_timestamp(s: &str) -> bool {
     };
     let zone_ok = zone == "Z" || {
         let z = &zone[1..];
-        z.len() == 5 && z.as_bytes()[2] == b':' && z[..2].bytes().chain(z[3..].bytes()).all(|c| c.is_ascii_digit())
+        z.len() == 5
+            && z.as_bytes()[2] == b':'
+            && z[..2]
+                .bytes()
+                .chain(z[3..].bytes())
+                .all(|c| c.is_ascii_digit())
     };
     zone_ok && clock(clock_part)
 }
@@ -251,7 +288,10 @@ mod tests {
     #[test]
     fn timestamps_stay_text() {
         assert!(matches!(resolve_plain("2024-01-02").value, Value::Str(_)));
-        assert!(matches!(resolve_plain("2024-1-2T10:00:00Z").value, Value::Str(_)));
+        assert!(matches!(
+            resolve_plain("2024-1-2T10:00:00Z").value,
+            Value::Str(_)
+        ));
         assert!(matches!(resolve_plain("2024-13-02").value, Value::Str(_))); // string anyway
         assert!(is_timestamp("2001-12-14 21:59:43.10"));
         assert!(!is_timestamp("2001-12-14x"));

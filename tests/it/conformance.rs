@@ -135,7 +135,10 @@ fn helm_values(helm: &Path, dir: &Path, files: &[String]) -> Result<serde_json::
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find_map(|l| l.strip_prefix("# VALUES ")).ok_or_else(|| format!("no values line in:\n{stdout}"))?;
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# VALUES "))
+        .ok_or_else(|| format!("no values line in:\n{stdout}"))?;
     serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))
 }
 
@@ -145,7 +148,9 @@ fn stack_values(dir: &Path, files: &[String]) -> (serde_json::Value, Vec<compose
     for f in files {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         let doc = yaml::parse_values(&Arc::from(f.as_str()), &text).expect("values parse");
-        let Value::Map(m) = doc.root.value else { unreachable!() };
+        let Value::Map(m) = doc.root.value else {
+            unreachable!()
+        };
         compose::merge_maps(&mut user, &m);
     }
     let composed = compose::compose(&chart, &user);
@@ -157,8 +162,12 @@ fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (a, b) {
         (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
-        (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        (J::Object(x), J::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -187,8 +196,14 @@ fn composition_matches_real_helm() {
         let (ours, clashes) = stack_values(tmp.path(), &files);
         match (theirs, helm_fails) {
             (Err(e), true) => {
-                assert!(e.contains("type mismatch"), "{name}: helm failed differently: {e}");
-                assert!(clashes.iter().any(|c| c.fatal), "{name}: helm fails but stack saw no fatal clash");
+                assert!(
+                    e.contains("type mismatch"),
+                    "{name}: helm failed differently: {e}"
+                );
+                assert!(
+                    clashes.iter().any(|c| c.fatal),
+                    "{name}: helm fails but stack saw no fatal clash"
+                );
             }
             (Err(e), false) => failures.push(format!("{name}: helm failed: {e}")),
             (Ok(v), true) => failures.push(format!("{name}: expected helm to fail, got {v}")),
@@ -203,14 +218,34 @@ fn composition_matches_real_helm() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ from helm:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from helm:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn corpus_covers_the_documented_semantics() {
     // The corpus itself must keep covering each behaviour named in reference/tool-semantics.md §1.
     let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();
-    for needle in ["null", "alias", "global", "condition", "tag", "lists", "YAML 1.1", "map over", "scalar over", "type mismatch"] {
-        assert!(names.iter().any(|n| n.contains(needle)), "no conformance case about {needle}");
+    for needle in [
+        "null",
+        "alias",
+        "global",
+        "condition",
+        "tag",
+        "lists",
+        "YAML 1.1",
+        "map over",
+        "scalar over",
+        "type mismatch",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(needle)),
+            "no conformance case about {needle}"
+        );
     }
 }

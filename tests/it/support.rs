@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 /// Whether CI demands every component (`STACK_TEST_REQUIRE=all`) or a listed one (`helm,docker`).
 fn required(component: &str) -> bool {
     match std::env::var("STACK_TEST_REQUIRE") {
-        Ok(v) => v.split(',').any(|c| c.trim() == "all" || c.trim() == component),
+        Ok(v) => v
+            .split(',')
+            .any(|c| c.trim() == "all" || c.trim() == component),
         Err(_) => false,
     }
 }
@@ -20,7 +22,9 @@ pub fn require(component: &str, available: Result<(), String>) -> bool {
             panic!("needs {component}, required by STACK_TEST_REQUIRE, but: {why}")
         }
         Err(why) => {
-            eprintln!("SKIPPED: needs {component}: {why} (set STACK_TEST_REQUIRE=all to fail instead)");
+            eprintln!(
+                "SKIPPED: needs {component}: {why} (set STACK_TEST_REQUIRE=all to fail instead)"
+            );
             false
         }
     }
@@ -43,7 +47,10 @@ pub fn find_tool(name: &str) -> Result<PathBuf, String> {
     if p.exists() {
         return Ok(p);
     }
-    Err(format!("`{name}` not found on PATH, in ${var} or in {} (run `cargo xtask setup`)", cache.display()))
+    Err(format!(
+        "`{name}` not found on PATH, in ${var} or in {} (run `cargo xtask setup`)",
+        cache.display()
+    ))
 }
 
 pub fn project_root() -> &'static Path {

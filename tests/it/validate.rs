@@ -40,7 +40,10 @@ fn stack(root: &Path, args: &[&str]) -> Output {
 
 fn stack_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(support::stack_bin());
-    cmd.current_dir(root).args(args).env("NO_COLOR", "1").env_remove("GITHUB_STEP_SUMMARY");
+    cmd.current_dir(root)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_STEP_SUMMARY");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -63,10 +66,18 @@ fn broken_tree() -> tempfile::TempDir {
         "ingres:\n  enabled: true\nbackend-api:\n  replicaCont: 2\n  port: \"8001\"\ndotenv:\n  enabled: yes\n  name: App_Env\n",
     );
     // Duplicate key, a tag that policy forbids, a map where the chart has a string.
-    append(root, "envs/preview/pr.yaml", "frontend:\n  image:\n    tag: latest\nfrontend:\n  image: latest\n");
+    append(
+        root,
+        "envs/preview/pr.yaml",
+        "frontend:\n  image:\n    tag: latest\nfrontend:\n  image: latest\n",
+    );
     // Chart.yaml edited without `helm dependency update`.
     let chart = root.join("charts/app/Chart.yaml");
-    let edited = std::fs::read_to_string(&chart).unwrap().replacen("version: 0.1.0\n    repository: file://../frontend", "version: 0.1.1\n    repository: file://../frontend", 1);
+    let edited = std::fs::read_to_string(&chart).unwrap().replacen(
+        "version: 0.1.0\n    repository: file://../frontend",
+        "version: 0.1.1\n    repository: file://../frontend",
+        1,
+    );
     std::fs::write(&chart, edited).unwrap();
     tmp
 }
@@ -74,7 +85,13 @@ fn broken_tree() -> tempfile::TempDir {
 #[test]
 fn reference_stack_is_clean() {
     let o = stack(support::project_root(), &["validate", "envs"]);
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     let out = text(&o.stdout);
     assert!(out.contains("ci/kind charts/app/values.yaml → envs/aws.yaml → envs/ci/default.yaml → envs/ci/kind.yaml"), "{out}");
     assert!(out.contains("ok: 4 targets"), "{out}");
@@ -101,12 +118,23 @@ fn broken_tree_json_output() {
 fn broken_tree_github_output_and_summary() {
     let tmp = broken_tree();
     let summary = tmp.path().join("summary.md");
-    let o = stack_env(tmp.path(), &["validate", "envs", "--format", "github"], &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())]);
+    let o = stack_env(
+        tmp.path(),
+        &["validate", "envs", "--format", "github"],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
-    assert!(out.lines().any(|l| l.starts_with("::error file=envs/ci/broken.yaml,line=")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("::error file=envs/ci/broken.yaml,line=")),
+        "{out}"
+    );
     insta::assert_snapshot!("broken_github", out);
-    insta::assert_snapshot!("broken_github_summary", std::fs::read_to_string(summary).unwrap());
+    insta::assert_snapshot!(
+        "broken_github_summary",
+        std::fs::read_to_string(summary).unwrap()
+    );
 }
 
 #[test]
@@ -116,53 +144,123 @@ fn each_finding_kind_points_at_the_line_to_edit() {
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let findings = doc["findings"].as_array().unwrap();
     let at = |rule: &str, file: &str, line: u64| {
-        findings.iter().any(|f| f["rule"] == rule && f["location"]["file"] == file && f["location"]["line"] == line)
+        findings.iter().any(|f| {
+            f["rule"] == rule && f["location"]["file"] == file && f["location"]["line"] == line
+        })
     };
     assert!(at("unknown-key", "envs/ci/broken.yaml", 1), "typo `ingres`");
-    assert!(at("unknown-key", "envs/ci/broken.yaml", 4), "typo `replicaCont`");
-    assert!(!at("schema", "envs/ci/broken.yaml", 1), "one finding per typo, not a schema twin");
+    assert!(
+        at("unknown-key", "envs/ci/broken.yaml", 4),
+        "typo `replicaCont`"
+    );
+    assert!(
+        !at("schema", "envs/ci/broken.yaml", 1),
+        "one finding per typo, not a schema twin"
+    );
     assert!(at("schema", "envs/ci/broken.yaml", 5), "port as string");
     assert!(at("schema", "envs/ci/broken.yaml", 8), "name pattern");
-    assert!(at("yaml11-scalar", "envs/ci/broken.yaml", 7), "enabled: yes");
-    assert!(at("image-tag", "envs/ci/broken.yaml", 1), "untagged images in a ci env blame the env file");
+    assert!(
+        at("yaml11-scalar", "envs/ci/broken.yaml", 7),
+        "enabled: yes"
+    );
+    assert!(
+        at("image-tag", "envs/ci/broken.yaml", 1),
+        "untagged images in a ci env blame the env file"
+    );
     assert!(at("duplicate-key", "envs/preview/pr.yaml", 13));
     assert!(at("type-mismatch", "envs/preview/pr.yaml", 14));
     assert!(at("lock-digest", "charts/app/Chart.lock", 11));
-    let hint = findings.iter().find(|f| f["rule"] == "unknown-key" && f["location"]["line"] == 1).unwrap()["hint"].as_str().unwrap();
+    let hint = findings
+        .iter()
+        .find(|f| f["rule"] == "unknown-key" && f["location"]["line"] == 1)
+        .unwrap()["hint"]
+        .as_str()
+        .unwrap();
     assert!(hint.contains("did you mean `ingress`"), "{hint}");
 }
 
 #[test]
 fn image_tag_policy_blames_the_env_not_the_chart() {
     let tmp = reference_copy();
-    append(tmp.path(), "envs/live/acme-shop.yaml", "backend-ws:\n  image:\n    tag: latest\n");
+    append(
+        tmp.path(),
+        "envs/live/acme-shop.yaml",
+        "backend-ws:\n  image:\n    tag: latest\n",
+    );
     let o = stack(tmp.path(), &["validate", "envs", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let f = doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "image-tag").expect("an image-tag finding");
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "image-tag")
+        .expect("an image-tag finding");
     assert_eq!(f["location"]["file"], "envs/live/acme-shop.yaml");
     assert_eq!(f["targets"], serde_json::json!(["live/acme-shop"]));
     // local envs are not under the policy: `stack up` sets tags itself.
     let tmp = reference_copy();
-    append(tmp.path(), "envs/local/dev.yaml", "frontend:\n  image:\n    tag: latest\n");
-    assert_eq!(stack(tmp.path(), &["validate", "envs"]).status.code(), Some(0));
+    append(
+        tmp.path(),
+        "envs/local/dev.yaml",
+        "frontend:\n  image:\n    tag: latest\n",
+    );
+    assert_eq!(
+        stack(tmp.path(), &["validate", "envs"]).status.code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn only_targets_affected_by_changed_files() {
     let tmp = reference_copy();
-    let o = stack(tmp.path(), &["validate", "envs", "--format", "json", "envs/ci/kind.yaml"]);
+    let o = stack(
+        tmp.path(),
+        &["validate", "envs", "--format", "json", "envs/ci/kind.yaml"],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> = doc["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["ci/kind"]);
-    let o = stack(tmp.path(), &["validate", "envs", "--format", "json", "envs/live/default.yaml", "envs/aws.yaml"]);
+    let o = stack(
+        tmp.path(),
+        &[
+            "validate",
+            "envs",
+            "--format",
+            "json",
+            "envs/live/default.yaml",
+            "envs/aws.yaml",
+        ],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc["targets"].as_array().unwrap().len(), 4, "the cloud file affects every target");
+    assert_eq!(
+        doc["targets"].as_array().unwrap().len(),
+        4,
+        "the cloud file affects every target"
+    );
     let o = stack(tmp.path(), &["validate", "envs", "README.md"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o.stdout).contains("nothing to validate"));
-    let o = stack(tmp.path(), &["validate", "envs", "--format", "json", "charts/backend/values.yaml"]);
+    let o = stack(
+        tmp.path(),
+        &[
+            "validate",
+            "envs",
+            "--format",
+            "json",
+            "charts/backend/values.yaml",
+        ],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc["targets"].as_array().unwrap().len(), 4, "a chart change affects every target");
+    assert_eq!(
+        doc["targets"].as_array().unwrap().len(),
+        4,
+        "a chart change affects every target"
+    );
 }
 
 #[test]
@@ -177,66 +275,146 @@ fn works_without_stack_yaml_and_with_absent_oci_subcharts() {
         "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: redis\n    version: 19.0.0\n    repository: oci://registry.example.com/charts\n    condition: redis.enabled\n",
     )
     .unwrap();
-    std::fs::write(r.join("charts/web/values.yaml"), "replicas: 1\nredis:\n  enabled: true\n").unwrap();
-    std::fs::write(r.join("charts/web/values.schema.json"), r#"{"type":"object","properties":{"replicas":{"type":"integer"}}}"#).unwrap();
-    std::fs::write(r.join("envs/dev/alice.yaml"), "replicas: two\nredis:\n  auth: {enabled: false}\n").unwrap();
+    std::fs::write(
+        r.join("charts/web/values.yaml"),
+        "replicas: 1\nredis:\n  enabled: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("charts/web/values.schema.json"),
+        r#"{"type":"object","properties":{"replicas":{"type":"integer"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("envs/dev/alice.yaml"),
+        "replicas: two\nredis:\n  auth: {enabled: false}\n",
+    )
+    .unwrap();
     let o = stack(r, &["validate", "envs", "--format", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rules: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    assert!(rules.contains(&"schema"), "top-level schema still checked: {rules:?}");
-    assert!(rules.contains(&"subchart-not-checked"), "says which subchart was not checked: {rules:?}");
-    assert!(rules.contains(&"lock-digest"), "no Chart.lock for declared dependencies: {rules:?}");
-    assert!(!rules.contains(&"unknown-key"), "keys under a dependency alias are not unknown: {rules:?}");
+    let rules: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"schema"),
+        "top-level schema still checked: {rules:?}"
+    );
+    assert!(
+        rules.contains(&"subchart-not-checked"),
+        "says which subchart was not checked: {rules:?}"
+    );
+    assert!(
+        rules.contains(&"lock-digest"),
+        "no Chart.lock for declared dependencies: {rules:?}"
+    );
+    assert!(
+        !rules.contains(&"unknown-key"),
+        "keys under a dependency alias are not unknown: {rules:?}"
+    );
     let human = text(&stack(r, &["validate", "envs"]).stdout);
-    assert!(human.contains("helm dependency build charts/web"), "{human}");
+    assert!(
+        human.contains("helm dependency build charts/web"),
+        "{human}"
+    );
 }
 
 #[test]
 fn bad_input_exit_codes() {
     // Malformed YAML: exit 2 with file:line:col.
     let tmp = reference_copy();
-    std::fs::write(tmp.path().join("envs/ci/kind.yaml"), "backend-api:\n  image: [unclosed\n").unwrap();
+    std::fs::write(
+        tmp.path().join("envs/ci/kind.yaml"),
+        "backend-api:\n  image: [unclosed\n",
+    )
+    .unwrap();
     let o = stack(tmp.path(), &["validate", "envs"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("envs/ci/kind.yaml:"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("envs/ci/kind.yaml:"),
+        "{}",
+        text(&o.stderr)
+    );
 
     // Missing cloud file: exit 2 naming the expected path.
     let tmp = reference_copy();
     let o = stack(tmp.path(), &["validate", "envs", "--cloud", "gcp"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("cloud values file not found: envs/gcp.yaml"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("cloud values file not found: envs/gcp.yaml"),
+        "{}",
+        text(&o.stderr)
+    );
 
     // Chart not found.
     let tmp = reference_copy();
-    std::fs::write(tmp.path().join("stack.yaml"), "apiVersion: stack/v1\nchart:\n  path: charts/nope\n").unwrap();
+    std::fs::write(
+        tmp.path().join("stack.yaml"),
+        "apiVersion: stack/v1\nchart:\n  path: charts/nope\n",
+    )
+    .unwrap();
     let o = stack(tmp.path(), &["validate", "envs"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("chart not found"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("chart not found"),
+        "{}",
+        text(&o.stderr)
+    );
 
     // Invalid schema JSON.
     let tmp = reference_copy();
-    std::fs::write(tmp.path().join("charts/backend/values.schema.json"), "{ \"type\": \"object\",\n  oops }\n").unwrap();
+    std::fs::write(
+        tmp.path().join("charts/backend/values.schema.json"),
+        "{ \"type\": \"object\",\n  oops }\n",
+    )
+    .unwrap();
     let o = stack(tmp.path(), &["validate", "envs"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("charts/backend/values.schema.json:2:"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("charts/backend/values.schema.json:2:"),
+        "{}",
+        text(&o.stderr)
+    );
 
     // Unknown key in stack.yaml: exit 2 with line:col and a suggestion.
     let tmp = reference_copy();
-    std::fs::write(tmp.path().join("stack.yaml"), "apiVersion: stack/v1\nenvs:\n  clod: aws\n").unwrap();
+    std::fs::write(
+        tmp.path().join("stack.yaml"),
+        "apiVersion: stack/v1\nenvs:\n  clod: aws\n",
+    )
+    .unwrap();
     let o = stack(tmp.path(), &["validate", "envs"]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("stack.yaml:3:3") && err.contains("did you mean `cloud`"), "{err}");
+    assert!(
+        err.contains("stack.yaml:3:3") && err.contains("did you mean `cloud`"),
+        "{err}"
+    );
 
     // Missing tool with --helm: exit 3.
     let tmp = reference_copy();
-    let o = stack_env(tmp.path(), &["validate", "envs", "--helm"], &[("STACK_HELM", "/nonexistent/helm")]);
+    let o = stack_env(
+        tmp.path(),
+        &["validate", "envs", "--helm"],
+        &[("STACK_HELM", "/nonexistent/helm")],
+    );
     assert_eq!(o.status.code(), Some(3));
-    assert!(text(&o.stderr).contains("helm not found"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("helm not found"),
+        "{}",
+        text(&o.stderr)
+    );
 
     // Usage error from clap: exit 2.
-    assert_eq!(stack(tmp.path(), &["validate", "envs", "--bogus"]).status.code(), Some(2));
+    assert_eq!(
+        stack(tmp.path(), &["validate", "envs", "--bogus"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -244,18 +422,43 @@ fn lock_digest_matches_helm_vectors() {
     use stack::values::{chart, lock};
     // Helm's own test vector (conditions, tags, import-values, an escaped `>=`), and the reference
     // chart's lock written by real `helm dependency update`.
-    for dir in [support::project_root().join("tests/fixtures/chart-lock-1"), support::project_root().join("charts/app")] {
+    for dir in [
+        support::project_root().join("tests/fixtures/chart-lock-1"),
+        support::project_root().join("charts/app"),
+    ] {
         let c = chart::load(&dir, "x").unwrap();
         let (_, doc) = chart::read_lock(&c).unwrap().unwrap();
-        let deps: Vec<lock::DepFields> = c.subcharts.iter().map(|s| lock::DepFields::from(&s.dep)).collect();
+        let deps: Vec<lock::DepFields> = c
+            .subcharts
+            .iter()
+            .map(|s| lock::DepFields::from(&s.dep))
+            .collect();
         let recorded = doc.root.value.as_map().unwrap()["digest"].value.clone();
         let computed = lock::digest(Some(&deps), lock::lock_dependencies(&doc.root).as_deref());
-        assert_eq!(stack::yaml::Value::Str(computed), recorded, "{}", dir.display());
+        assert_eq!(
+            stack::yaml::Value::Str(computed),
+            recorded,
+            "{}",
+            dir.display()
+        );
     }
-    let c = chart::load(&support::project_root().join("tests/fixtures/chart-lock-1"), "x").unwrap();
-    let deps: Vec<lock::DepFields> = c.subcharts.iter().map(|s| lock::DepFields::from(&s.dep)).collect();
-    assert_eq!(lock::digest(Some(&deps), lock::lock_dependencies(&chart::read_lock(&c).unwrap().unwrap().1.root).as_deref()),
-        "sha256:131b1b5c969786f9da1a5cecf025ee4db2b3bb847bfc601750652ec1f7ee858f");
+    let c = chart::load(
+        &support::project_root().join("tests/fixtures/chart-lock-1"),
+        "x",
+    )
+    .unwrap();
+    let deps: Vec<lock::DepFields> = c
+        .subcharts
+        .iter()
+        .map(|s| lock::DepFields::from(&s.dep))
+        .collect();
+    assert_eq!(
+        lock::digest(
+            Some(&deps),
+            lock::lock_dependencies(&chart::read_lock(&c).unwrap().unwrap().1.root).as_deref()
+        ),
+        "sha256:131b1b5c969786f9da1a5cecf025ee4db2b3bb847bfc601750652ec1f7ee858f"
+    );
 }
 
 #[test]
@@ -266,26 +469,59 @@ fn helm_deep_mode_reports_template_errors() {
     }
     let helm: PathBuf = helm.unwrap();
     let tmp = reference_copy();
-    let run = |root: &Path| stack_env(root, &["validate", "envs", "--helm", "--format", "json"], &[("STACK_HELM", helm.to_str().unwrap())]);
+    let run = |root: &Path| {
+        stack_env(
+            root,
+            &["validate", "envs", "--helm", "--format", "json"],
+            &[("STACK_HELM", helm.to_str().unwrap())],
+        )
+    };
     // Subcharts not vendored: helm cannot render; stack says how to vendor them.
     let o = run(tmp.path());
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let f = doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "helm-template").expect("helm-template finding");
-    assert!(f["hint"].as_str().unwrap().contains("helm dependency build charts/app"), "{f}");
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "helm-template")
+        .expect("helm-template finding");
+    assert!(
+        f["hint"]
+            .as_str()
+            .unwrap()
+            .contains("helm dependency build charts/app"),
+        "{f}"
+    );
     // Vendored: every target renders.
-    let b = std::process::Command::new(&helm).current_dir(tmp.path()).args(["dependency", "build", "charts/app"]).output().unwrap();
+    let b = std::process::Command::new(&helm)
+        .current_dir(tmp.path())
+        .args(["dependency", "build", "charts/app"])
+        .output()
+        .unwrap();
     assert!(b.status.success(), "{}", text(&b.stderr));
     let o = run(tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
     // A template error surfaces as a finding for every target.
-    std::fs::write(tmp.path().join("charts/app/templates/broken.yaml"), "{{ include \"missing.tpl\" . }}\n").unwrap();
+    std::fs::write(
+        tmp.path().join("charts/app/templates/broken.yaml"),
+        "{{ include \"missing.tpl\" . }}\n",
+    )
+    .unwrap();
     let o = run(tmp.path());
     assert_eq!(o.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let failed: Vec<&serde_json::Value> = doc["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "helm-template").collect();
+    let failed: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "helm-template")
+        .collect();
     assert_eq!(failed.len(), 4, "one per target: {failed:?}");
     for f in failed {
-        assert!(f["message"].as_str().unwrap().contains("missing.tpl"), "{f}");
+        assert!(
+            f["message"].as_str().unwrap().contains("missing.tpl"),
+            "{f}"
+        );
         assert_eq!(f["targets"].as_array().unwrap().len(), 1);
     }
 }

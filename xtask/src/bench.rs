@@ -102,7 +102,10 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
             copy(&e.path(), &to.join(e.file_name()))?;
         }
     } else {
-        std::fs::copy(from, to)?;
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
     }
     Ok(())
 }

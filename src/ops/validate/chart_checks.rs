@@ -25,22 +25,40 @@ fn values_notes(chart: &Chart, out: &mut Vec<Finding>) {
 }
 
 fn rebuild_hint(chart: &Chart) -> String {
-    format!("run `helm dependency update {}` and commit Chart.lock", chart.display)
+    format!(
+        "run `helm dependency update {}` and commit Chart.lock",
+        chart.display
+    )
 }
 
 fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> {
-    let declared = chart.chart_yaml.value.as_map().and_then(|m| m.get("dependencies"));
+    let declared = chart
+        .chart_yaml
+        .value
+        .as_map()
+        .and_then(|m| m.get("dependencies"));
     let Some((lock_file, lock_doc)) = chart::read_lock(chart)? else {
         if declared.is_some() && !chart.subcharts.is_empty() {
             out.push(
-                Finding::new(Rule::LockDigest, Some(chart.subcharts[0].dep.origin.clone()), format!("{} declares dependencies but has no Chart.lock", chart.chart_yaml_file))
-                    .hint(rebuild_hint(chart)),
+                Finding::new(
+                    Rule::LockDigest,
+                    Some(chart.subcharts[0].dep.origin.clone()),
+                    format!(
+                        "{} declares dependencies but has no Chart.lock",
+                        chart.chart_yaml_file
+                    ),
+                )
+                .hint(rebuild_hint(chart)),
             );
         }
         return Ok(());
     };
     let Value::Map(lock_map) = &lock_doc.root.value else {
-        return Err(StackError::config(Some(lock_doc.root.origin.clone()), format!("{lock_file} is not a map"), rebuild_hint(chart)));
+        return Err(StackError::config(
+            Some(lock_doc.root.origin.clone()),
+            format!("{lock_file} is not a map"),
+            rebuild_hint(chart),
+        ));
     };
     let (recorded, digest_origin) = match lock_map.get("digest") {
         Some(n) => match &n.value {
@@ -60,7 +78,11 @@ fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> 
             .iter()
             .map(|s| {
                 let mut d = DepFields::from(&s.dep);
-                if let Some(name) = d.repository.strip_prefix('@').or_else(|| d.repository.strip_prefix("alias:")) {
+                if let Some(name) = d
+                    .repository
+                    .strip_prefix('@')
+                    .or_else(|| d.repository.strip_prefix("alias:"))
+                {
                     match repos.get(name) {
                         Some(url) => d.repository = url.clone(),
                         None => unresolved.push(d.repository.clone()),
@@ -87,14 +109,29 @@ fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> 
         let locked: Vec<&DepFields> = lock_deps.iter().flatten().collect();
         for s in &chart.subcharts {
             if !locked.iter().any(|l| l.name == s.dep.name) {
-                detail.push(format!("`{}` is in Chart.yaml but not in the lock", s.dep.name));
+                detail.push(format!(
+                    "`{}` is in Chart.yaml but not in the lock",
+                    s.dep.name
+                ));
             }
         }
         for s in &chart.subcharts {
-            let exact = !s.dep.version.contains(['<', '>', '^', '~', '*', 'x', ' ', '|']);
-            let same_name: Vec<&&DepFields> = locked.iter().filter(|l| l.name == s.dep.name).collect();
-            if exact && !same_name.is_empty() && !same_name.iter().any(|l| l.version == s.dep.version) {
-                detail.push(format!("`{}` asks for {} but the lock has {}", s.dep.key(), s.dep.version, same_name[0].version));
+            let exact = !s
+                .dep
+                .version
+                .contains(['<', '>', '^', '~', '*', 'x', ' ', '|']);
+            let same_name: Vec<&&DepFields> =
+                locked.iter().filter(|l| l.name == s.dep.name).collect();
+            if exact
+                && !same_name.is_empty()
+                && !same_name.iter().any(|l| l.version == s.dep.version)
+            {
+                detail.push(format!(
+                    "`{}` asks for {} but the lock has {}",
+                    s.dep.key(),
+                    s.dep.version,
+                    same_name[0].version
+                ));
             }
         }
         for l in &locked {
@@ -102,7 +139,11 @@ fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> 
                 detail.push(format!("`{}` is in the lock but not in Chart.yaml", l.name));
             }
         }
-        let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join("; ")) };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", detail.join("; "))
+        };
         out.push(
             Finding::new(
                 Rule::LockDigest,
@@ -114,20 +155,40 @@ fn lock_digest(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> 
     }
     // Vendored archives must be the locked versions.
     for v in &chart.vendored {
-        let locked: Vec<&DepFields> = lock_deps.iter().flatten().filter(|l| l.name == v.name).collect();
+        let locked: Vec<&DepFields> = lock_deps
+            .iter()
+            .flatten()
+            .filter(|l| l.name == v.name)
+            .collect();
         if locked.is_empty() {
             out.push(
-                Finding::new(Rule::VendoredChart, Some(file_origin(chart, &v.file)), format!("charts/{} is not in Chart.lock: a stale archive Helm will still load", v.file))
-                    .hint(format!("delete it, then `helm dependency build {}`", chart.display)),
+                Finding::new(
+                    Rule::VendoredChart,
+                    Some(file_origin(chart, &v.file)),
+                    format!(
+                        "charts/{} is not in Chart.lock: a stale archive Helm will still load",
+                        v.file
+                    ),
+                )
+                .hint(format!(
+                    "delete it, then `helm dependency build {}`",
+                    chart.display
+                )),
             );
         } else if !locked.iter().any(|l| l.version == v.version) {
             out.push(
                 Finding::new(
                     Rule::VendoredChart,
                     Some(file_origin(chart, &v.file)),
-                    format!("charts/{} is {} {}, but Chart.lock pins {}", v.file, v.name, v.version, locked[0].version),
+                    format!(
+                        "charts/{} is {} {}, but Chart.lock pins {}",
+                        v.file, v.name, v.version, locked[0].version
+                    ),
                 )
-                .hint(format!("`helm dependency build {}` to vendor the locked version", chart.display)),
+                .hint(format!(
+                    "`helm dependency build {}` to vendor the locked version",
+                    chart.display
+                )),
             );
         }
     }
@@ -161,16 +222,35 @@ fn subcharts_not_checked(chart: &Chart, out: &mut Vec<Finding>) {
 
 /// `$HELM_REPOSITORY_CONFIG` or `~/.config/helm/repositories.yaml`: repository name → URL.
 fn repositories() -> BTreeMap<String, String> {
-    let path = std::env::var_os("HELM_REPOSITORY_CONFIG").map(std::path::PathBuf::from).or_else(|| {
-        let base = std::env::var_os("XDG_CONFIG_HOME").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
-        Some(base.join("helm/repositories.yaml"))
-    });
-    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else { return BTreeMap::new() };
-    let Ok(doc) = crate::yaml::parse(&Arc::from("repositories.yaml"), &text) else { return BTreeMap::new() };
+    let path = std::env::var_os("HELM_REPOSITORY_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let base = std::env::var_os("XDG_CONFIG_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+                })?;
+            Some(base.join("helm/repositories.yaml"))
+        });
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return BTreeMap::new();
+    };
+    let Ok(doc) = crate::yaml::parse(&Arc::from("repositories.yaml"), &text) else {
+        return BTreeMap::new();
+    };
     let mut out = BTreeMap::new();
-    if let Some(Value::Seq(items)) = doc.root.value.as_map().and_then(|m| m.get("repositories")).map(|n| &n.value) {
+    if let Some(Value::Seq(items)) = doc
+        .root
+        .value
+        .as_map()
+        .and_then(|m| m.get("repositories"))
+        .map(|n| &n.value)
+    {
         for m in items.iter().filter_map(|n| n.value.as_map()) {
-            if let (Some(Value::Str(n)), Some(Value::Str(u))) = (m.get("name").map(|x| &x.value), m.get("url").map(|x| &x.value)) {
+            if let (Some(Value::Str(n)), Some(Value::Str(u))) = (
+                m.get("name").map(|x| &x.value),
+                m.get("url").map(|x| &x.value),
+            ) {
                 out.insert(n.clone(), u.clone());
             }
         }

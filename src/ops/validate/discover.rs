@@ -27,7 +27,11 @@ pub fn chart_dir(project: &Project) -> Result<String, StackError> {
     let charts = project.root.join("charts");
     let mut all: Vec<String> = std::fs::read_dir(&charts)
         .map_err(|_| {
-            StackError::config(None, "chart not found: there is no charts/ directory", "set `chart.path` in stack.yaml to your chart's directory")
+            StackError::config(
+                None,
+                "chart not found: there is no charts/ directory",
+                "set `chart.path` in stack.yaml to your chart's directory",
+            )
         })?
         .flatten()
         .filter(|e| e.path().join("Chart.yaml").is_file())
@@ -37,20 +41,41 @@ pub fn chart_dir(project: &Project) -> Result<String, StackError> {
     let used: Vec<String> = all
         .iter()
         .flat_map(|name| {
-            let text = std::fs::read_to_string(charts.join(name).join("Chart.yaml")).unwrap_or_default();
+            let text =
+                std::fs::read_to_string(charts.join(name).join("Chart.yaml")).unwrap_or_default();
             text.lines()
-                .filter_map(|l| l.trim().trim_start_matches("- ").trim().strip_prefix("repository:"))
-                .filter_map(|r| r.trim().trim_matches(['"', '\'']).strip_prefix("file://../").map(|s| s.trim_end_matches('/').to_owned()))
+                .filter_map(|l| {
+                    l.trim()
+                        .trim_start_matches("- ")
+                        .trim()
+                        .strip_prefix("repository:")
+                })
+                .filter_map(|r| {
+                    r.trim()
+                        .trim_matches(['"', '\''])
+                        .strip_prefix("file://../")
+                        .map(|s| s.trim_end_matches('/').to_owned())
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
     let roots: Vec<&String> = all.iter().filter(|c| !used.contains(c)).collect();
     match roots.as_slice() {
         [one] => Ok(format!("charts/{one}")),
-        [] => Err(StackError::config(None, "chart not found: no directory under charts/ holds a Chart.yaml", "set `chart.path` in stack.yaml")),
+        [] => Err(StackError::config(
+            None,
+            "chart not found: no directory under charts/ holds a Chart.yaml",
+            "set `chart.path` in stack.yaml",
+        )),
         many => Err(StackError::config(
             None,
-            format!("several charts under charts/ ({}): which one is deployed?", many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "several charts under charts/ ({}): which one is deployed?",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "set `chart.path` in stack.yaml",
         )),
     }
@@ -61,11 +86,17 @@ fn is_yaml(p: &Path) -> bool {
 }
 
 fn rel(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// All targets and the cloud in force. `cloud` is the `--cloud` flag.
-pub fn targets(project: &Project, cloud: Option<&str>) -> Result<(Vec<Target>, Option<String>), StackError> {
+pub fn targets(
+    project: &Project,
+    cloud: Option<&str>,
+) -> Result<(Vec<Target>, Option<String>), StackError> {
     let cfg = &project.config.envs;
     let envs_dir = project.root.join(&cfg.dir);
     if !envs_dir.is_dir() && cfg.extra_targets.is_empty() {
@@ -91,7 +122,11 @@ pub fn targets(project: &Project, cloud: Option<&str>) -> Result<(Vec<Target>, O
                 return Err(StackError::config(
                     None,
                     format!("cloud values file not found: {}/{c}.yaml", cfg.dir),
-                    if clouds.is_empty() { "create it, or drop --cloud".to_owned() } else { format!("available clouds: {}", clouds.join(", ")) },
+                    if clouds.is_empty() {
+                        "create it, or drop --cloud".to_owned()
+                    } else {
+                        format!("available clouds: {}", clouds.join(", "))
+                    },
                 ));
             }
             Some(c)
@@ -100,22 +135,41 @@ pub fn targets(project: &Project, cloud: Option<&str>) -> Result<(Vec<Target>, O
         None if clouds.is_empty() => None,
         None => {
             return Err(StackError::Usage {
-                message: format!("several cloud layers in {}/ ({}): which one?", cfg.dir, clouds.join(", ")),
+                message: format!(
+                    "several cloud layers in {}/ ({}): which one?",
+                    cfg.dir,
+                    clouds.join(", ")
+                ),
                 hint: Some("pass --cloud NAME or set `envs.cloud` in stack.yaml".into()),
             })
         }
     };
-    let cloud_file = cloud.as_ref().and_then(|c| files.iter().find(|p| p.parent() == Some(envs_dir.as_path()) && p.file_stem().is_some_and(|s| s == c.as_str())).cloned());
+    let cloud_file = cloud.as_ref().and_then(|c| {
+        files
+            .iter()
+            .find(|p| {
+                p.parent() == Some(envs_dir.as_path())
+                    && p.file_stem().is_some_and(|s| s == c.as_str())
+            })
+            .cloned()
+    });
 
     let excludes: Vec<regex::Regex> = cfg.exclude.iter().map(|g| glob_regex(g)).collect();
-    let layers = cfg.layers.clone().unwrap_or_else(|| default_layers(cloud.is_some()));
+    let layers = cfg
+        .layers
+        .clone()
+        .unwrap_or_else(|| default_layers(cloud.is_some()));
     let env = minijinja::Environment::new();
     let mut out = Vec::new();
     for p in &files {
         if p.parent() == Some(envs_dir.as_path()) || !is_yaml(p) {
             continue;
         }
-        let stem = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let stem = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if stem == "default" {
             continue;
         }
@@ -134,7 +188,11 @@ pub fn targets(project: &Project, cloud: Option<&str>) -> Result<(Vec<Target>, O
         let mut resolved = Vec::new();
         for layer in &layers {
             let path = env.render_str(&layer.file, &ctx).map_err(|e| {
-                StackError::config(None, format!("envs.layers template `{}`: {e}", layer.file), "variables: envs, cloud, type, name, file, dir")
+                StackError::config(
+                    None,
+                    format!("envs.layers template `{}`: {e}", layer.file),
+                    "variables: envs, cloud, type, name, file, dir",
+                )
             })?;
             match existing(&project.root, &path) {
                 Some(found) => resolved.push(found),
@@ -148,12 +206,24 @@ pub fn targets(project: &Project, cloud: Option<&str>) -> Result<(Vec<Target>, O
                 }
             }
         }
-        out.push(Target { name, env_type, file, layers: resolved });
+        out.push(Target {
+            name,
+            env_type,
+            file,
+            layers: resolved,
+        });
     }
     for extra in &cfg.extra_targets {
         for l in &extra.layers {
             if existing(&project.root, l).is_none() {
-                return Err(StackError::config(None, format!("layer file not found: {l} (needed by extra target {})", extra.name), "fix envs.extraTargets in stack.yaml"));
+                return Err(StackError::config(
+                    None,
+                    format!(
+                        "layer file not found: {l} (needed by extra target {})",
+                        extra.name
+                    ),
+                    "fix envs.extraTargets in stack.yaml",
+                ));
             }
         }
         out.push(Target {
@@ -185,15 +255,26 @@ fn existing(root: &Path, path: &str) -> Option<String> {
 fn default_layers(with_cloud: bool) -> Vec<LayerConfig> {
     let mut v = Vec::new();
     if with_cloud {
-        v.push(LayerConfig { file: "{{ cloud_file }}".into(), optional: false });
+        v.push(LayerConfig {
+            file: "{{ cloud_file }}".into(),
+            optional: false,
+        });
     }
-    v.push(LayerConfig { file: "{{ dir }}/default.yaml".into(), optional: true });
-    v.push(LayerConfig { file: "{{ file }}".into(), optional: false });
+    v.push(LayerConfig {
+        file: "{{ dir }}/default.yaml".into(),
+        optional: true,
+    });
+    v.push(LayerConfig {
+        file: "{{ file }}".into(),
+        optional: false,
+    });
     v
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

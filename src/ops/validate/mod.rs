@@ -58,6 +58,8 @@ struct Layer {
     root: Map,
 }
 
+type ParsedLayer = (Layer, Vec<yaml::Note>);
+
 pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Report, StackError> {
     let chart_rel = discover::chart_dir(project)?;
     let (mut targets, cloud) = discover::targets(project, opts.cloud.as_deref())?;
@@ -69,11 +71,18 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                 cloud,
                 targets: Vec::new(),
                 findings: Vec::new(),
-                nothing_affected: Some(format!("none of the {} given file(s) affect a target", opts.files.len())),
+                nothing_affected: Some(format!(
+                    "none of the {} given file(s) affect a target",
+                    opts.files.len()
+                )),
             });
         }
     }
-    let helm = if opts.helm { Some(tool::find(Tool::Helm)?) } else { None };
+    let helm = if opts.helm {
+        Some(tool::find(Tool::Helm)?)
+    } else {
+        None
+    };
 
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
     let (defaults, tree) = values::compose::defaults_all(&chart);
@@ -87,8 +96,10 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     let mut files: Vec<&String> = targets.iter().flat_map(|t| t.layers.iter()).collect();
     files.sort();
     files.dedup();
-    let parsed: Vec<(String, Result<(Layer, Vec<yaml::Note>), StackError>)> =
-        files.par_iter().map(|f| ((*f).clone(), parse_layer(project, f))).collect();
+    let parsed: Vec<(String, Result<ParsedLayer, StackError>)> = files
+        .par_iter()
+        .map(|f| ((*f).clone(), parse_layer(project, f)))
+        .collect();
     let mut layers: BTreeMap<String, Layer> = BTreeMap::new();
     let mut broken = Vec::new();
     for (f, r) in parsed {
@@ -102,9 +113,24 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         }
     }
     if let Some(first) = broken.into_iter().reduce(|a, b| match (a, b) {
-        (StackError::Config { origin, message, hint }, StackError::Config { origin: o2, message: m2, .. }) => {
+        (
+            StackError::Config {
+                origin,
+                message,
+                hint,
+            },
+            StackError::Config {
+                origin: o2,
+                message: m2,
+                ..
+            },
+        ) => {
             let o2 = o2.map(|o| format!("{o}: ")).unwrap_or_default();
-            StackError::Config { origin, message: format!("{message}\n{o2}{m2}"), hint }
+            StackError::Config {
+                origin,
+                message: format!("{message}\n{o2}{m2}"),
+                hint,
+            }
         }
         (a, _) => a,
     }) {
@@ -122,12 +148,24 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             }
             let composed = values::compose::compose(&chart, &user);
             values::checks::clashes(&composed.clashes, &mut out);
-            let root = yaml::Node { value: Value::Map(composed.values.clone()), origin: crate::config::file_origin(&t.file) };
-            if let Err(e) = values::schema::validate(&composed.tree, &composed.values, &root, "", &mut out) {
+            let root = yaml::Node {
+                value: Value::Map(composed.values.clone()),
+                origin: crate::config::file_origin(&t.file),
+            };
+            if let Err(e) =
+                values::schema::validate(&composed.tree, &composed.values, &root, "", &mut out)
+            {
                 out.push(Finding::new(Rule::Schema, None, e.to_string()));
             }
             if policy.env_types.contains(&t.env_type) {
-                values::checks::image_tags(&composed.values, &policy.forbid, &t.env_type, &t.layers, &t.file, &mut out);
+                values::checks::image_tags(
+                    &composed.values,
+                    &policy.forbid,
+                    &t.env_type,
+                    &t.layers,
+                    &t.file,
+                    &mut out,
+                );
             }
             for f in &mut out {
                 f.targets.push(t.name.clone());
@@ -138,11 +176,26 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     findings.extend(per_target.into_iter().flatten());
 
     if let Some(helm) = &helm {
-        let release_tpl = project.config.chart.release.clone().unwrap_or_else(|| "{{ project }}-{{ name }}".into());
+        let release_tpl = project
+            .config
+            .chart
+            .release
+            .clone()
+            .unwrap_or_else(|| "{{ project }}-{{ name }}".into());
         let project_name = project.project_name();
         let results: Vec<Option<Finding>> = targets
             .par_iter()
-            .map(|t| helm_template(project, runner, helm, &chart_rel, &release_tpl, &project_name, t))
+            .map(|t| {
+                helm_template(
+                    project,
+                    runner,
+                    helm,
+                    &chart_rel,
+                    &release_tpl,
+                    &project_name,
+                    t,
+                )
+            })
             .collect::<Result<_, _>>()?;
         findings.extend(results.into_iter().flatten());
     }
@@ -154,38 +207,77 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         .iter()
         .map(|t| TargetResult {
             name: t.name.clone(),
-            layers: std::iter::once(format!("{chart_rel}/values.yaml")).chain(t.layers.iter().cloned()).collect(),
-            errors: findings.iter().filter(|f| f.severity == Severity::Error && f.targets.contains(&t.name)).count(),
+            layers: std::iter::once(format!("{chart_rel}/values.yaml"))
+                .chain(t.layers.iter().cloned())
+                .collect(),
+            errors: findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error && f.targets.contains(&t.name))
+                .count(),
         })
         .collect();
-    Ok(Report { chart: chart_rel, cloud, targets, findings, nothing_affected: None })
+    Ok(Report {
+        chart: chart_rel,
+        cloud,
+        targets,
+        findings,
+        nothing_affected: None,
+    })
 }
 
-fn parse_layer(project: &Project, file: &str) -> Result<(Layer, Vec<yaml::Note>), StackError> {
-    let text = std::fs::read_to_string(project.root.join(file))
-        .map_err(|e| StackError::config(None, format!("cannot read {file}: {e}"), "check that the file exists and is readable"))?;
+fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError> {
+    let text = std::fs::read_to_string(project.root.join(file)).map_err(|e| {
+        StackError::config(
+            None,
+            format!("cannot read {file}: {e}"),
+            "check that the file exists and is readable",
+        )
+    })?;
     let doc = yaml::parse_values(&Arc::from(file), &text).map_err(StackError::from_parse)?;
-    let Value::Map(root) = doc.root.value else { unreachable!("parse_values returns a map") };
+    let Value::Map(root) = doc.root.value else {
+        unreachable!("parse_values returns a map")
+    };
     Ok((Layer { root }, doc.notes))
 }
 
 /// Targets affected by changed files: a file in a target's layers, anything in the chart, or
 /// stack.yaml (everything).
-fn affected(project: &Project, chart_rel: &str, targets: Vec<Target>, files: &[PathBuf]) -> Vec<Target> {
-    let root = project.root.canonicalize().unwrap_or_else(|_| project.root.clone());
+fn affected(
+    project: &Project,
+    chart_rel: &str,
+    targets: Vec<Target>,
+    files: &[PathBuf],
+) -> Vec<Target> {
+    let root = project
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| project.root.clone());
     let rels: Vec<String> = files
         .iter()
         .map(|f| {
-            let abs = if f.is_absolute() { f.clone() } else { std::env::current_dir().unwrap_or_default().join(f) };
+            let abs = if f.is_absolute() {
+                f.clone()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(f)
+            };
             let abs = abs.canonicalize().unwrap_or(abs);
-            abs.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_else(|_| f.to_string_lossy().into_owned())
+            abs.strip_prefix(&root)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_else(|_| f.to_string_lossy().into_owned())
         })
         .collect();
-    let everything = rels.iter().any(|f| f == crate::config::FILE_NAME || f.starts_with("charts/") || f.starts_with(&format!("{chart_rel}/")));
+    let everything = rels.iter().any(|f| {
+        f == crate::config::FILE_NAME
+            || f.starts_with("charts/")
+            || f.starts_with(&format!("{chart_rel}/"))
+    });
     if everything {
         return targets;
     }
-    targets.into_iter().filter(|t| t.layers.iter().any(|l| rels.contains(l))).collect()
+    targets
+        .into_iter()
+        .filter(|t| t.layers.iter().any(|l| rels.contains(l)))
+        .collect()
 }
 
 fn helm_template(
@@ -200,14 +292,18 @@ fn helm_template(
     let release = minijinja::Environment::new()
         .render_str(release_tpl, minijinja::context! { project => project_name, r#type => t.env_type.clone(), name => t.name.rsplit('/').next().unwrap_or(&t.name) })
         .map_err(|e| StackError::config(None, format!("chart.release template: {e}"), "variables: project, type, name"))?;
-    let mut cmd = Cmd::new(helm).cwd(&project.root).args(["template", &release, chart_rel]);
+    let mut cmd = Cmd::new(helm)
+        .cwd(&project.root)
+        .args(["template", &release, chart_rel]);
     for l in &t.layers {
         cmd = cmd.args(["-f", l]);
     }
     for (k, v) in &project.dotenv {
         cmd = cmd.secret_env(k, v);
     }
-    let out = runner.output(&cmd).map_err(|e| StackError::config(None, e.to_string(), "check the helm installation"))?;
+    let out = runner
+        .output(&cmd)
+        .map_err(|e| StackError::config(None, e.to_string(), "check the helm installation"))?;
     if out.success() {
         return Ok(None);
     }
@@ -223,7 +319,12 @@ fn helm_template(
     } else {
         format!("reproduce with: {}", cmd.short_line())
     };
-    let mut f = Finding::new(Rule::HelmTemplate, Some(crate::config::file_origin(&t.file)), format!("helm template failed: {msg}")).hint(hint);
+    let mut f = Finding::new(
+        Rule::HelmTemplate,
+        Some(crate::config::file_origin(&t.file)),
+        format!("helm template failed: {msg}"),
+    )
+    .hint(hint);
     f.targets.push(t.name.clone());
     Ok(Some(f))
 }
@@ -231,8 +332,16 @@ fn helm_template(
 /// A typo is reported once: the unknown-key finding (with its suggestion) replaces the schema's
 /// "unexpected key" at the same place.
 fn drop_schema_twins(findings: &mut Vec<Finding>) {
-    let unknown: std::collections::HashSet<_> = findings.iter().filter(|f| f.rule == Rule::UnknownKey).filter_map(|f| f.location.clone()).collect();
-    findings.retain(|f| !(f.rule == Rule::Schema && f.message.contains("unexpected key") && f.location.as_ref().is_some_and(|l| unknown.contains(l))));
+    let unknown: std::collections::HashSet<_> = findings
+        .iter()
+        .filter(|f| f.rule == Rule::UnknownKey)
+        .filter_map(|f| f.location.clone())
+        .collect();
+    findings.retain(|f| {
+        !(f.rule == Rule::Schema
+            && f.message.contains("unexpected key")
+            && f.location.as_ref().is_some_and(|l| unknown.contains(l)))
+    });
 }
 
 fn apply_rule_levels(project: &Project, findings: &mut Vec<Finding>) {
@@ -262,4 +371,3 @@ fn apply_rule_levels(project: &Project, findings: &mut Vec<Finding>) {
 pub fn rule_names() -> Vec<&'static str> {
     Rule::ALL.iter().map(|r| r.name()).collect()
 }
-
