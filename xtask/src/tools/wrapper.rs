@@ -79,7 +79,18 @@ fn build_group(module: &str, version: &str, pins: &[&Pin], bin_dir: &Path) -> Re
     for pin in pins {
         get.arg(format!("{}@{}", pin.module, pin.version));
     }
-    run(get)?;
+    // Quiet unless it fails: it lists every module it resolves.
+    let shown = format!("{get:?}");
+    let out = get
+        .output()
+        .with_context(|| format!("running {shown} (is Go installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let mut build = go();
     build
