@@ -73,15 +73,15 @@ fn up() -> Result<()> {
     ensure_debian_packages()?;
     // Builds only what is missing or pinned differently; a no-op when the cache is current.
     let tools = tools::setup_groups(&[tools::DEFAULT_GROUP, "rig"])?;
-    if state.join("env").exists() && all_healthy(&state) {
+    let rig = Rig { state, tools };
+    if rig.env_file().exists() && all_healthy(&rig) {
         eprintln!(
             "rig: already up ({}); `cargo xtask rig status` for details \
              (after changing xtask/pins.txt: `cargo xtask rig down && cargo xtask rig up`)",
-            state.display()
+            rig.state.display()
         );
         return Ok(());
     }
-    let rig = Rig { state, tools };
     std::fs::create_dir_all(&rig.state)?;
     eprintln!("rig: tools ready after {:.1?}", started.elapsed());
 
@@ -133,28 +133,22 @@ fn daemons(state: &Path) -> Vec<Daemon> {
     .collect()
 }
 
-fn all_healthy(state: &Path) -> bool {
-    let Ok(tools) = tools::setup_groups(&[]) else {
-        return false;
-    };
-    let rig = Rig {
-        state: state.to_path_buf(),
-        tools,
-    };
-    let docker_ok = match docker::daemon(&rig).running_pid() {
-        Some(_) => docker::version(&docker::own_host(&rig)).is_ok(),
+/// Whether every component answers (what makes `up` a no-op).
+fn all_healthy(rig: &Rig) -> bool {
+    let docker_ok = match docker::daemon(rig).running_pid() {
+        Some(_) => docker::version(&docker::own_host(rig)).is_ok(),
         // An external daemon the rig used: still answering?
-        None => env_value(&rig, "DOCKER_HOST").is_some_and(|h| docker::version(&h).is_ok()),
+        None => env_value(rig, "DOCKER_HOST").is_some_and(|h| docker::version(&h).is_ok()),
     };
-    let daemons_ok = daemons(state)
+    let daemons_ok = daemons(&rig.state)
         .iter()
         .filter(|d| d.name != "dockerd")
         .all(|d| d.running_pid().is_some());
     docker_ok
         && daemons_ok
         && registry::healthy().is_ok()
-        && kube::health(&rig, "kube-apiserver").is_ok()
-        && kube::health(&rig, "kwok").is_ok_and(|s| s.ends_with("True"))
+        && kube::health(rig, "kube-apiserver").is_ok()
+        && kube::health(rig, "kwok").is_ok_and(|s| s.ends_with("True"))
 }
 
 fn env_value(rig: &Rig, key: &str) -> Option<String> {
