@@ -149,16 +149,83 @@ fn default_policy_types() -> Vec<String> {
 pub struct ValidateConfig {
     /// Severity per rule: error | warning | info | off.
     #[serde(default)]
-    pub rules: BTreeMap<String, RuleLevel>,
+    pub rules: RuleLevels,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// One optional level per finding rule (names as in the output's `rule` field).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuleLevels {
+    pub schema: Option<RuleLevel>,
+    pub unknown_key: Option<RuleLevel>,
+    pub type_mismatch: Option<RuleLevel>,
+    pub lock_digest: Option<RuleLevel>,
+    pub vendored_chart: Option<RuleLevel>,
+    pub duplicate_key: Option<RuleLevel>,
+    pub yaml11_scalar: Option<RuleLevel>,
+    pub image_tag: Option<RuleLevel>,
+    pub subchart_not_checked: Option<RuleLevel>,
+    pub helm_template: Option<RuleLevel>,
+}
+
+impl RuleLevels {
+    pub fn get(&self, rule: crate::diag::Rule) -> Option<RuleLevel> {
+        use crate::diag::Rule as R;
+        match rule {
+            R::Schema => self.schema,
+            R::UnknownKey => self.unknown_key,
+            R::TypeMismatch => self.type_mismatch,
+            R::LockDigest => self.lock_digest,
+            R::VendoredChart => self.vendored_chart,
+            R::DuplicateKey => self.duplicate_key,
+            R::Yaml11Scalar => self.yaml11_scalar,
+            R::ImageTag => self.image_tag,
+            R::SubchartNotChecked => self.subchart_not_checked,
+            R::HelmTemplate => self.helm_template,
+        }
+    }
+}
+
+/// `off` may be written bare: YAML 1.1 (which stack.yaml shares with values files) reads it as false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleLevel {
     Error,
     Warning,
     Info,
     Off,
+}
+
+impl<'de> Deserialize<'de> for RuleLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(false) => Ok(RuleLevel::Off),
+            serde_json::Value::String(s) => match s.as_str() {
+                "error" => Ok(RuleLevel::Error),
+                "warning" => Ok(RuleLevel::Warning),
+                "info" => Ok(RuleLevel::Info),
+                "off" => Ok(RuleLevel::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown level `{other}`: use error, warning, info or off"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "unknown level `{other}`: use error, warning, info or off"
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for RuleLevel {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RuleLevel".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "error | warning | info | off (a bare `off` reads as false and means off)",
+            "anyOf": [{ "enum": ["error", "warning", "info", "off"] }, { "const": false }]
+        })
+    }
 }
 
 /// The configuration in force and where the project lives.

@@ -11,6 +11,38 @@ use std::sync::Arc;
 pub struct KnownKeys<'c> {
     pub defaults: Map,
     pub tree: Tree<'c>,
+    /// Dotted paths that dependency conditions read (`sub.enabled`): Helm uses them.
+    pub conditions: std::collections::HashSet<String>,
+}
+
+impl<'c> KnownKeys<'c> {
+    pub fn new(defaults: Map, tree: Tree<'c>) -> Self {
+        let mut conditions = std::collections::HashSet::new();
+        condition_paths(&tree, "", &mut conditions);
+        KnownKeys {
+            defaults,
+            tree,
+            conditions,
+        }
+    }
+}
+
+/// Condition paths resolve from the top-level values, below the subchart's own path when nested.
+fn condition_paths(tree: &Tree<'_>, prefix: &str, out: &mut std::collections::HashSet<String>) {
+    for sub in &tree.chart.subcharts {
+        for c in sub
+            .dep
+            .condition
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            out.insert(format!("{prefix}{c}"));
+        }
+    }
+    for child in &tree.children {
+        condition_paths(child, &format!("{prefix}{}.", child.key), out);
+    }
 }
 
 /// Reports every key of a user layer that matches nothing in the chart defaults, the schema or a
@@ -23,6 +55,7 @@ pub fn unknown_keys(known: &KnownKeys<'_>, layer: &Map, out: &mut Vec<Finding>) 
         schema,
         Some(&known.tree),
         "",
+        &known.conditions,
         out,
     );
 }
@@ -35,6 +68,7 @@ fn walk(
     schema: SchemaAt<'_>,
     tree: Option<&Tree<'_>>,
     path: &str,
+    used: &std::collections::HashSet<String>,
     out: &mut Vec<Finding>,
 ) {
     let schema = schema.map(|(s, root)| (deref(s, root), root));
@@ -52,7 +86,7 @@ fn walk(
                 .and_then(|n| n.value.as_map());
             if let (Value::Map(m), Some(child)) = (&node.value, child) {
                 let sub_schema = child.chart.schema.as_ref().map(|s| (&s.json, &s.json));
-                walk(m, sub_defaults, sub_schema, Some(child), &full, out);
+                walk(m, sub_defaults, sub_schema, Some(child), &full, used, out);
             }
             continue;
         }
@@ -61,7 +95,7 @@ fn walk(
         }
         let default = defaults.and_then(|d| d.get(key));
         let prop = schema.and_then(|(s, root)| property_schema(s, key).map(|p| (p, root)));
-        if default.is_none() && prop.is_none() {
+        if default.is_none() && prop.is_none() && !used.contains(&full) {
             if is_open(defaults, schema) {
                 continue;
             }
@@ -96,7 +130,7 @@ fn walk(
             if default.is_some() && sub_defaults.is_none() && prop.is_none() {
                 continue;
             }
-            walk(m, sub_defaults, prop, None, &full, out);
+            walk(m, sub_defaults, prop, None, &full, used, out);
         }
     }
 }

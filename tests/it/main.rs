@@ -10,5 +10,6 @@
 
 mod conformance;
 mod rig;
+mod schema_conformance;
 mod support;
 mod validate;

@@ -525,3 +525,149 @@ fn helm_deep_mode_reports_template_errors() {
         assert_eq!(f["targets"].as_array().unwrap().len(), 1);
     }
 }
+
+/// A chart archive `<name>-<version>.tgz` as `helm package` lays it out (`<name>/Chart.yaml`, ...).
+fn write_chart_tgz(path: &Path, name: &str, version: &str) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::default(),
+    ));
+    for (rel, text) in [
+        (
+            "Chart.yaml",
+            format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+        ),
+        (
+            "values.yaml",
+            "image:\n  repository: x\n  tag: \"\"\n".to_owned(),
+        ),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{name}/{rel}"), text.as_bytes())
+            .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn vendored_archives_must_match_the_lock() {
+    let tmp = reference_copy();
+    let charts = tmp.path().join("charts/app/charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    write_chart_tgz(&charts.join("frontend-0.0.9.tgz"), "frontend", "0.0.9");
+    write_chart_tgz(&charts.join("redis-1.0.0.tgz"), "redis", "1.0.0");
+    let o = stack(tmp.path(), &["validate", "envs", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let vendored: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "vendored-chart")
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["location"]["file"].as_str().unwrap(),
+                f["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        vendored
+            .iter()
+            .any(|m| m.starts_with("charts/app/charts/frontend-0.0.9.tgz")
+                && m.contains("Chart.lock pins 0.1.0")),
+        "{vendored:?}"
+    );
+    assert!(
+        vendored
+            .iter()
+            .any(|m| m.starts_with("charts/app/charts/redis-1.0.0.tgz")
+                && m.contains("not in Chart.lock")),
+        "{vendored:?}"
+    );
+}
+
+#[test]
+fn extra_targets_and_rule_levels_from_stack_yaml() {
+    let tmp = reference_copy();
+    let r = tmp.path();
+    std::fs::write(
+        r.join("charts/app/values.test.yaml"),
+        "ingress:\n  enabled: true\n  host: test.local\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("charts/app/values.test.ci.yaml"),
+        "dotenv:\n  enabled: on\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("stack.yaml"),
+        "apiVersion: stack/v1\nproject: shop\nenvs:\n  cloud: aws\n  extraTargets:\n    - name: test-ci\n      type: test\n      layers: [charts/app/values.test.yaml, charts/app/values.test.ci.yaml]\nvalidate:\n  rules:\n    yaml11-scalar: error\n",
+    )
+    .unwrap();
+    let o = stack(r, &["validate", "envs", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"test-ci"), "{names:?}");
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "yaml11-scalar")
+        .expect("`on` flagged");
+    assert_eq!(f["severity"], "error", "raised by validate.rules");
+    assert_eq!(f["location"]["file"], "charts/app/values.test.ci.yaml");
+    assert_eq!(o.status.code(), Some(1));
+
+    std::fs::write(
+        r.join("stack.yaml"),
+        "apiVersion: stack/v1\nenvs:\n  cloud: aws\nvalidate:\n  rules:\n    yaml11-scalr: off\n",
+    )
+    .unwrap();
+    let o = stack(r, &["validate", "envs"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown rule name is a configuration error"
+    );
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("stack.yaml:6:5") && err.contains("did you mean `yaml11-scalar`"),
+        "{err}"
+    );
+
+    // A bare `off` (YAML 1.1 false) turns a rule off.
+    std::fs::write(
+        r.join("stack.yaml"),
+        "apiVersion: stack/v1\nenvs:\n  cloud: aws\nvalidate:\n  rules:\n    yaml11-scalar: off\n",
+    )
+    .unwrap();
+    let o = stack(r, &["validate", "envs", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["rule"] != "yaml11-scalar"));
+}
+
+#[test]
+fn schema_command_prints_the_checked_schema() {
+    let o = stack(support::project_root(), &["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema["title"], "stack.yaml");
+    assert!(schema.to_string().contains("extraTargets"));
+}

@@ -62,6 +62,10 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    run(&["test", "--workspace"])?;
-    Ok(())
+    // Every tier runs against real components: bring the rig up (cold builds are cached in
+    // ~/.cache/stack-dev), run the tests, and always tear the rig down again.
+    rig::run(&["up".to_owned()])?;
+    let tested = run(&["test", "--workspace"]);
+    let down = rig::run(&["down".to_owned()]);
+    tested.and(down)
 }

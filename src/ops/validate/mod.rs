@@ -87,7 +87,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
     let (defaults, tree) = values::compose::defaults_all(&chart);
     values::schema::precompile(&tree)?;
-    let known = KnownKeys { defaults, tree };
+    let known = KnownKeys::new(defaults, tree);
 
     let mut findings = Vec::new();
     chart_checks::check(&chart, &mut findings)?;
@@ -346,28 +346,14 @@ fn drop_schema_twins(findings: &mut Vec<Finding>) {
 
 fn apply_rule_levels(project: &Project, findings: &mut Vec<Finding>) {
     let levels = &project.config.validate.rules;
-    if levels.is_empty() {
-        return;
-    }
-    findings.retain_mut(|f| match levels.get(f.rule.name()) {
-        None => true,
-        Some(RuleLevel::Off) => false,
-        Some(RuleLevel::Error) => {
-            f.severity = Severity::Error;
-            true
-        }
-        Some(RuleLevel::Warning) => {
-            f.severity = Severity::Warning;
-            true
-        }
-        Some(RuleLevel::Info) => {
-            f.severity = Severity::Info;
-            true
-        }
+    findings.retain_mut(|f| {
+        f.severity = match levels.get(f.rule) {
+            None => return true,
+            Some(RuleLevel::Off) => return false,
+            Some(RuleLevel::Error) => Severity::Error,
+            Some(RuleLevel::Warning) => Severity::Warning,
+            Some(RuleLevel::Info) => Severity::Info,
+        };
+        true
     });
-}
-
-/// Names of every rule, for `validate.rules` in stack.yaml.
-pub fn rule_names() -> Vec<&'static str> {
-    Rule::ALL.iter().map(|r| r.name()).collect()
 }
