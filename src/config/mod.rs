@@ -4,7 +4,9 @@
 //! Invariant: the JSON Schema printed by `stack schema` is the one used to check the file, so an
 //! editor and `stack` never disagree; unknown keys are rejected at file:line:col with "did you mean".
 
+pub mod cluster;
 pub mod dotenv;
+pub mod images;
 
 use crate::error::StackError;
 use crate::yaml::{self, Node, Origin, Pos, Value};
@@ -36,6 +38,25 @@ pub struct Config {
     pub envs: EnvsConfig,
     #[serde(default)]
     pub validate: ValidateConfig,
+    #[serde(default)]
+    pub cluster: cluster::ClusterConfig,
+    /// Images `stack build` builds, by name.
+    #[serde(default)]
+    pub images: BTreeMap<String, images::ImageConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api_version: API_VERSION.into(),
+            project: None,
+            chart: ChartConfig::default(),
+            envs: EnvsConfig::default(),
+            validate: ValidateConfig::default(),
+            cluster: cluster::ClusterConfig::default(),
+            images: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -250,13 +271,7 @@ impl Project {
         let path = root.join(FILE_NAME);
         let dotenv = dotenv::load(&root.join(".env"));
         if !path.exists() {
-            let config = Config {
-                api_version: API_VERSION.into(),
-                project: None,
-                chart: ChartConfig::default(),
-                envs: EnvsConfig::default(),
-                validate: ValidateConfig::default(),
-            };
+            let config = Config::default();
             return Ok(Project {
                 root: root.to_path_buf(),
                 config,

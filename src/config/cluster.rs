@@ -1,0 +1,65 @@
+//! `cluster:` in stack.yaml — where `stack up` runs: a kind or k3d cluster stack creates, or an
+//! existing context the user allows explicitly.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Kind,
+    K3d,
+    Existing,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// kind (default), k3d, or existing (a kubeconfig context named in `allowedContexts`).
+    #[serde(default)]
+    pub provider: Provider,
+    /// Cluster name. Default: the `name` in the provider's config file, else the project name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The provider's config file. Default `kind/cluster.yaml` or `k3d/cluster.yaml`.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// For `existing`: the kubeconfig context to use (must also be in `allowedContexts`).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Contexts mutating commands may act on, besides the ones stack creates (`kind-<name>`,
+    /// `k3d-<name>`). Nothing ever uses the current context implicitly.
+    #[serde(default)]
+    pub allowed_contexts: Vec<String>,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryConfig {
+    /// Run a local registry next to the cluster (images are pushed there). Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Registry container name. Default `<cluster>-registry`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Port on 127.0.0.1 the registry is published on. Default 5001.
+    #[serde(default = "default_registry_port")]
+    pub host_port: u16,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { enabled: true, name: None, host_port: default_registry_port() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_registry_port() -> u16 {
+    5001
+}
