@@ -24,20 +24,23 @@ pub enum StackError {
     /// An external tool or daemon is not there.
     #[error("{tool} not found — {hint}")]
     MissingTool { tool: String, hint: String },
+    /// A daemon or service stack needs does not answer (Docker, a cluster).
+    #[error("{what} is not reachable — {hint}")]
+    Unreachable { what: String, hint: String },
 }
 
 impl StackError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StackError::Usage { .. } | StackError::Config { .. } => 2,
-            StackError::MissingTool { .. } => 3,
+            StackError::MissingTool { .. } | StackError::Unreachable { .. } => 3,
         }
     }
 
     pub fn hint(&self) -> Option<&str> {
         match self {
             StackError::Usage { hint, .. } | StackError::Config { hint, .. } => hint.as_deref(),
-            StackError::MissingTool { .. } => None,
+            StackError::MissingTool { .. } | StackError::Unreachable { .. } => None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod error;
+pub mod image;
 pub mod ops;
 pub mod tool;
 pub mod ui;

@@ -12,6 +12,8 @@ pub enum Tool {
     K3d,
     Tofu,
     Terraform,
+    Docker,
+    Git,
 }
 
 impl Tool {
@@ -23,6 +25,8 @@ impl Tool {
             Tool::K3d => "k3d",
             Tool::Tofu => "tofu",
             Tool::Terraform => "terraform",
+            Tool::Docker => "docker",
+            Tool::Git => "git",
         }
     }
 
@@ -39,6 +43,8 @@ impl Tool {
             Tool::K3d => "install k3d (https://k3d.io/#installation)",
             Tool::Tofu => "install OpenTofu (https://opentofu.org/docs/intro/install/)",
             Tool::Terraform => "install Terraform (https://developer.hashicorp.com/terraform/install)",
+            Tool::Docker => "install the Docker CLI (https://docs.docker.com/engine/install/)",
+            Tool::Git => "install git",
         }
     }
 }
