@@ -4,8 +4,9 @@
 //! `docker import` of tiny root filesystems (Debian's `busybox-static` and `docker-registry`).
 //!
 //! Our own dockerd runs with `--bridge=none --iptables=false --ip-forward=false --ip-masq=false`:
-//! containers get only their loopback interface (plus networks a test creates itself), never a route
-//! off this machine.
+//! containers get only their loopback interface unless a test creates a network (`docker network
+//! create --internal`), and the host does not forward their packets (`ip_forward` stays 0), so they
+//! never reach past this machine.
 
 use super::process::{wait_for, Daemon};
 use super::Rig;
@@ -73,6 +74,14 @@ pub fn up(rig: &Rig) -> Result<Engine> {
         eprintln!("rig: using the Docker daemon already answering at {host}");
         Engine::External(host)
     } else {
+        // Without iptables rules, a network a test creates is kept off the outside world only by the
+        // host not forwarding packets; say so when it does.
+        if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
+            eprintln!(
+                "rig: warning: net.ipv4.ip_forward=1 on this host; containers on networks a test creates \
+                 could route off the machine (the default bridge is off)"
+            );
+        }
         let root = rig.state.join("docker");
         std::fs::create_dir_all(&root)?;
         let mut cmd = Command::new("dockerd");
