@@ -11,7 +11,6 @@ use super::{
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 pub const CONTEXT: &str = "stack-rig";
@@ -57,7 +56,7 @@ pub fn up(rig: &Rig, pki: &Pki) -> Result<()> {
         let data = rig.state.join("etcd");
         let client = format!("http://127.0.0.1:{PORT_ETCD}");
         let peer = format!("http://127.0.0.1:{PORT_ETCD_PEER}");
-        let mut cmd = Command::new("etcd");
+        let mut cmd = rig.tools.command(rig.tools.bin("etcd"));
         cmd.arg("--name=stack-rig")
             .arg(format!("--data-dir={}", data.display()))
             .arg(format!("--listen-client-urls={client}"))

@@ -109,7 +109,7 @@ fn build_group(module: &str, version: &str, pins: &[&Pin], bin_dir: &Path) -> Re
     }
     run(build)?;
     for pin in pins {
-        let built = pin.module.rsplit('/').next().unwrap_or(&pin.name);
+        let built = binary_name(&pin.module);
         if built != pin.name {
             std::fs::rename(bin_dir.join(built), bin_dir.join(&pin.name))?;
         }
@@ -121,6 +121,20 @@ fn build_group(module: &str, version: &str, pins: &[&Pin], bin_dir: &Path) -> Re
         started.elapsed()
     );
     Ok(())
+}
+
+/// The file `go build -o dir/` writes for a main package: its last path element, or the one before a
+/// major-version suffix (`go.etcd.io/etcd/server/v3` → `server`).
+fn binary_name(package: &str) -> &str {
+    let mut parts = package.rsplit('/');
+    let last = parts.next().unwrap_or(package);
+    let is_major =
+        last.len() > 1 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit());
+    if is_major {
+        parts.next().unwrap_or(last)
+    } else {
+        last
+    }
 }
 
 fn run(mut cmd: Command) -> Result<()> {
@@ -212,20 +226,42 @@ fn wrapper_replaces(gomod: &str, version: &str) -> Result<Vec<String>> {
             bail!("cannot read replace directive `{directive}`");
         };
         let (old, new) = (old.trim(), new.trim());
+        let old_path = old.split_whitespace().next().unwrap_or(old);
         if new.starts_with("./") || new.starts_with("../") {
-            let Some(path) = new.strip_prefix("./staging/src/") else {
-                bail!("replace `{directive}` points at a local path that is not a published staging module");
-            };
-            let old_path = old.split_whitespace().next().unwrap_or(old);
-            out.push(format!(
-                "{old_path} => {path} {}",
-                staging_version(version)?
-            ));
+            // A sibling module of the same repository. When the pinned module requires it at a real
+            // version (etcd), that published version is what a wrapper gets anyway: drop the line.
+            // Kubernetes requires its staging modules at v0.0.0 and publishes them as v0.<minor>.<patch>.
+            // Replacements of modules it does not require at all (etcd's FORBIDDEN_DEPENDENCY) go too.
+            if required_version(gomod, old_path).as_deref() == Some("v0.0.0") {
+                let Some(path) = new.strip_prefix("./staging/src/") else {
+                    bail!("replace `{directive}`: v0.0.0 replaced by a local path that is not a staging module");
+                };
+                out.push(format!(
+                    "{old_path} => {path} {}",
+                    staging_version(version)?
+                ));
+            }
         } else {
             out.push(format!("{old} => {new}"));
         }
     }
     Ok(out)
+}
+
+/// The version at which a go.mod requires `module`, if it does.
+fn required_version(gomod: &str, module: &str) -> Option<String> {
+    gomod.lines().find_map(|line| {
+        let line = line.trim().trim_start_matches("require ").trim();
+        let mut words = line.split_whitespace();
+        (words.next() == Some(module))
+            .then(|| {
+                words
+                    .next()
+                    .filter(|v| v.starts_with('v'))
+                    .map(String::from)
+            })
+            .flatten()
+    })
 }
 
 /// `v1.35.4` → `v0.35.4`: the version under which Kubernetes publishes its staging modules.
@@ -272,8 +308,9 @@ mod tests {
 
     #[test]
     fn staging_and_remote_replaces() {
-        let gomod =
-            "module x\n\ngo 1.24.0\n\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n)\n\
+        let gomod = "module x\n\ngo 1.24.0\n\nrequire (\n\tk8s.io/api v0.0.0\n\tgo.etcd.io/etcd/api/v3 v3.6.16\n)\n\
+                     replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tgo.etcd.io/etcd/api/v3 => ../api\n)\n\
+                     replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY\n\
                      replace github.com/a/b v1.0.0 => github.com/c/b v1.0.1 // fork\n";
         let got = wrapper_replaces(gomod, "v1.35.4").unwrap();
         assert_eq!(
@@ -284,5 +321,12 @@ mod tests {
             ]
         );
         assert_eq!(go_directive(gomod), "1.24.0");
+    }
+
+    #[test]
+    fn binary_names() {
+        assert_eq!(binary_name("k8s.io/kubernetes/cmd/kubectl"), "kubectl");
+        assert_eq!(binary_name("go.etcd.io/etcd/server/v3"), "server");
+        assert_eq!(binary_name("sigs.k8s.io/kind"), "kind");
     }
 }
