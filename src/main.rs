@@ -1,5 +1,5 @@
 use clap::Parser;
-use stack::cli::{Cli, Command, Validate};
+use stack::cli::{Cli, Cluster, Command, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
 use stack::{ops, tool, ui};
@@ -37,15 +37,51 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             );
             Ok(Outcome::Clean)
         }
-        Command::Validate(Validate::Envs(args)) => {
-            if !root.is_dir() {
-                return Err(StackError::Usage {
-                    message: format!("project directory {} does not exist", root.display()),
-                    hint: None,
+        Command::Cluster(cmd) => {
+            let project = load(&root)?;
+            let host = ops::cluster::Host::from_env(&tool::RealRunner);
+            let (up, args) = match cmd {
+                Cluster::Status(args) => {
+                    let opts = ops::cluster::Options {
+                        dry_run: false,
+                        context: args.context,
+                    };
+                    let report = ops::cluster::status(&project, &host, &opts)?;
+                    ui::cluster::print_status(&report, cli.format)?;
+                    return Ok(if report.exists && report.reachable != Some(false) {
+                        Outcome::Clean
+                    } else {
+                        Outcome::Findings
+                    });
                 }
-                .into());
-            }
-            let project = Project::load(&root)?;
+                Cluster::Up(args) => (true, args),
+                Cluster::Down(args) => (false, args),
+            };
+            let opts = ops::cluster::Options {
+                dry_run: args.dry_run,
+                context: args.context,
+            };
+            let report = if up {
+                ops::cluster::up(&project, &host, &opts)?
+            } else {
+                ops::cluster::down(&project, &host, &opts)?
+            };
+            ui::cluster::print_change(&report, cli.format)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Doctor => {
+            let project = load(&root)?;
+            let report =
+                ops::doctor::run(&project, &ops::cluster::Host::from_env(&tool::RealRunner))?;
+            ui::cluster::print_doctor(&report, cli.format)?;
+            Ok(if report.has_problems() {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
+        }
+        Command::Validate(Validate::Envs(args)) => {
+            let project = load(&root)?;
             let opts = ops::validate::Options {
                 cloud: args.cloud,
                 files: args.files,
@@ -60,4 +96,15 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             })
         }
     }
+}
+
+fn load(root: &std::path::Path) -> anyhow::Result<Project> {
+    if !root.is_dir() {
+        return Err(StackError::Usage {
+            message: format!("project directory {} does not exist", root.display()),
+            hint: None,
+        }
+        .into());
+    }
+    Ok(Project::load(root)?)
 }

@@ -29,6 +29,38 @@ pub enum Command {
     Validate(Validate),
     /// Print the JSON Schema of stack.yaml (for editor completion).
     Schema,
+    /// Create, delete or inspect the cluster (kind, k3d, or an existing allowed context).
+    #[command(subcommand)]
+    Cluster(Cluster),
+    /// Check this machine: tools, Docker, the cluster, inotify limits — with the fix for each problem.
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cluster {
+    /// Create the cluster and its local registry; does nothing when they already exist.
+    Up(ClusterChange),
+    /// Delete the cluster and registry stack created (and nothing else).
+    Down(ClusterChange),
+    /// Show the cluster, its nodes, the registry and the context.
+    Status(ClusterStatus),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterChange {
+    /// Print the plan (the exact command lines) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kubeconfig context. Default: the provider's own (`kind-<name>`, `k3d-<name>`) or `cluster.context`.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterStatus {
+    /// Kubeconfig context. Default: the provider's own (`kind-<name>`, `k3d-<name>`) or `cluster.context`.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

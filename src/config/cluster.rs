@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +35,10 @@ pub struct ClusterConfig {
     pub allowed_contexts: Vec<String>,
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Kubernetes labels stack adds to every node it creates (e.g. `ingress-ready: "true"` or a
+    /// hardware-affinity label), on top of the labels in the provider's config file.
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -48,11 +53,19 @@ pub struct RegistryConfig {
     /// Port on 127.0.0.1 the registry is published on. Default 5001.
     #[serde(default = "default_registry_port")]
     pub host_port: u16,
+    /// Registry image (kind provider). Default `registry:2`.
+    #[serde(default = "default_registry_image")]
+    pub image: String,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        RegistryConfig { enabled: true, name: None, host_port: default_registry_port() }
+        RegistryConfig {
+            enabled: true,
+            name: None,
+            host_port: default_registry_port(),
+            image: default_registry_image(),
+        }
     }
 }
 
@@ -62,4 +75,8 @@ fn yes() -> bool {
 
 fn default_registry_port() -> u16 {
     5001
+}
+
+fn default_registry_image() -> String {
+    "registry:2".into()
 }

@@ -1,0 +1,536 @@
+//! `stack cluster up | down | status`: the cluster `stack up` runs on.
+//!
+//! Providers: `kind` and `k3d` (their CLIs, config from `kind/` or `k3d/`), and `existing` (a
+//! kubeconfig context the project allows). Every command names its kubeconfig file and context
+//! (`kind-<name>`, `k3d-<name>`; the per-project `.stack/kubeconfig`): nothing uses the current
+//! context. `up` and `down` observe first (read-only commands), then build a plan of steps that
+//! `--dry-run` prints and a normal run executes; running either twice does the work once.
+//! `down` removes only what stack created: clusters it recorded in `.stack/clusters/` when it
+//! created them, and containers carrying its Docker labels.
+//!
+//! Invariant: ops never print; every process goes through the `Runner` in [`Host`].
+
+pub mod context;
+mod existing;
+mod k3d;
+mod kind;
+pub mod plan;
+pub mod ports;
+pub mod registry;
+
+use crate::config::cluster::Provider;
+use crate::config::Project;
+use crate::error::StackError;
+use crate::tool::{self, Cmd, Runner, Tool};
+use crate::yaml::{self, Node};
+use plan::StepReport;
+use registry::Registry;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the machine-facing inputs come from: the process runner, tool discovery, and the bits of
+/// the environment the providers read. `Host::from_env` is the real one; tests build their own.
+pub struct Host<'a> {
+    pub runner: &'a dyn Runner,
+    pub locate: fn(Tool) -> Result<PathBuf, StackError>,
+    /// kind's Docker network (`KIND_EXPERIMENTAL_DOCKER_NETWORK`, default `kind`).
+    pub kind_network: String,
+    /// The user's kubeconfig file, for the `existing` provider (first entry of `$KUBECONFIG`, else
+    /// `~/.kube/config`). Always passed explicitly with `--kubeconfig`.
+    pub user_kubeconfig: PathBuf,
+    /// Where `/proc` is (doctor reads the inotify limits there).
+    pub proc_root: PathBuf,
+}
+
+impl<'a> Host<'a> {
+    pub fn from_env(runner: &'a dyn Runner) -> Self {
+        let kind_network = std::env::var("KIND_EXPERIMENTAL_DOCKER_NETWORK")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "kind".into());
+        let user_kubeconfig = std::env::var_os("KUBECONFIG")
+            .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube/config")
+            });
+        Host {
+            runner,
+            locate: tool::find,
+            kind_network,
+            user_kubeconfig,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+
+    pub fn tool(&self, t: Tool) -> Result<PathBuf, StackError> {
+        (self.locate)(t)
+    }
+}
+
+/// What the user asked for on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Print the plan; change nothing.
+    pub dry_run: bool,
+    /// `--context`: must be the provider's own context (kind/k3d) or an allowed one (existing).
+    pub context: Option<String>,
+}
+
+/// The cluster a project's configuration points at, fully resolved.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub root: PathBuf,
+    pub provider: Provider,
+    pub name: String,
+    pub context: String,
+    /// `--kubeconfig` as passed (relative to the project root for clusters stack creates).
+    pub kubeconfig: String,
+    /// The provider's config file as written in stack.yaml (relative to the root), when present.
+    pub config_file: Option<String>,
+    /// Its parsed content, with origins for error messages.
+    pub provider_config: Option<Node>,
+    pub registry: Option<Registry>,
+    pub allowlist: Vec<String>,
+    pub node_labels: BTreeMap<String, String>,
+}
+
+/// The per-project kubeconfig stack writes clusters' credentials into.
+pub const KUBECONFIG: &str = ".stack/kubeconfig";
+
+impl Target {
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.root.join(&self.kubeconfig)
+    }
+
+    /// `kubectl --kubeconfig K --context C` (cwd: the project root).
+    pub fn kubectl(&self, kubectl: &Path) -> Cmd {
+        Cmd::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--context")
+            .arg(&self.context)
+            .cwd(&self.root)
+    }
+
+    /// The record `up` writes before creating a cluster, so `down` deletes only what stack made.
+    pub fn owned_marker(&self) -> PathBuf {
+        self.root
+            .join(".stack/clusters")
+            .join(format!("{}.json", self.context))
+    }
+
+    pub fn owned_record(&self) -> String {
+        let doc = serde_json::json!({
+            "provider": provider_name(self.provider),
+            "name": self.name,
+            "context": self.context,
+            "createdBy": "stack",
+        });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// Whether the kubeconfig file holds this target's context.
+    pub fn kubeconfig_has_context(&self) -> bool {
+        kubeconfig_contexts(&self.kubeconfig_path()).contains(&self.context)
+    }
+
+    fn config_origin(&self) -> Option<crate::yaml::Origin> {
+        self.config_file.as_deref().map(crate::config::file_origin)
+    }
+}
+
+pub fn provider_name(p: Provider) -> &'static str {
+    match p {
+        Provider::Kind => "kind",
+        Provider::K3d => "k3d",
+        Provider::Existing => "existing",
+    }
+}
+
+/// Context names in a kubeconfig file (empty when it is missing or unreadable).
+pub fn kubeconfig_contexts(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = yaml::parse(&Arc::from(path.display().to_string()), &text) else {
+        return Vec::new();
+    };
+    doc.root.value.to_json()["contexts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the project's cluster section and the provider's config file into a [`Target`].
+pub fn resolve(project: &Project, host: &Host, opts: &Options) -> Result<Target, StackError> {
+    let c = &project.config.cluster;
+    let root = project.root.clone();
+    let default_file = match c.provider {
+        Provider::Kind => Some("kind/cluster.yaml"),
+        Provider::K3d => Some("k3d/cluster.yaml"),
+        Provider::Existing => None,
+    };
+    let config_file = c.config.clone().or(default_file.map(str::to_owned));
+    let provider_config = match (&config_file, c.provider) {
+        (Some(f), Provider::Kind | Provider::K3d) => {
+            let path = root.join(f);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(
+                    yaml::parse(&Arc::from(f.as_str()), &text)
+                        .map_err(StackError::from_parse)?
+                        .root,
+                ),
+                Err(_) if c.config.is_none() => None,
+                Err(e) => {
+                    return Err(StackError::config(
+                        None,
+                        format!("cannot read cluster config {f}: {e}"),
+                        "fix `cluster.config` in stack.yaml or create the file",
+                    ))
+                }
+            }
+        }
+        _ => None,
+    };
+    let config_file = provider_config.as_ref().and(config_file);
+    let json = provider_config.as_ref().map(|n| n.value.to_json());
+    let file_name = json.as_ref().and_then(|j| match c.provider {
+        Provider::Kind => j["name"].as_str().map(str::to_owned),
+        Provider::K3d => j["metadata"]["name"].as_str().map(str::to_owned),
+        Provider::Existing => None,
+    });
+    let allowlist = context::allowlist(&c.allowed_contexts);
+    let (name, context, kubeconfig) = match c.provider {
+        Provider::Kind | Provider::K3d => {
+            let name = c
+                .name
+                .clone()
+                .or(file_name)
+                .unwrap_or_else(|| sanitize(&project.project_name()));
+            let own = format!("{}-{name}", provider_name(c.provider));
+            if let Some(flag) = &opts.context {
+                if *flag != own {
+                    return Err(StackError::Usage {
+                        message: format!(
+                            "--context {flag} does not match this project's {} cluster, whose context is `{own}`",
+                            provider_name(c.provider)
+                        ),
+                        hint: Some(format!(
+                            "drop --context, or use `--context {own}`; to use another cluster set `cluster.provider: existing`"
+                        )),
+                    });
+                }
+            }
+            (name, own, KUBECONFIG.to_owned())
+        }
+        Provider::Existing => {
+            let Some(ctx) = opts.context.clone().or(c.context.clone()) else {
+                return Err(StackError::config(
+                    None,
+                    "cluster.provider is `existing` but no context is named",
+                    "set `cluster.context` (and list it in `cluster.allowedContexts`) or pass --context",
+                ));
+            };
+            let name = c.name.clone().unwrap_or_else(|| ctx.clone());
+            (name, ctx, host.user_kubeconfig.display().to_string())
+        }
+    };
+    let registry = registry_for(c, &name, json.as_ref());
+    Ok(Target {
+        root,
+        provider: c.provider,
+        name,
+        context,
+        kubeconfig,
+        config_file,
+        provider_config,
+        registry,
+        allowlist,
+        node_labels: c.node_labels.clone(),
+    })
+}
+
+fn registry_for(
+    c: &crate::config::cluster::ClusterConfig,
+    cluster: &str,
+    provider_json: Option<&serde_json::Value>,
+) -> Option<Registry> {
+    match c.provider {
+        Provider::Existing => None,
+        Provider::Kind => c.registry.enabled.then(|| Registry {
+            name: c
+                .registry
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{cluster}-registry")),
+            host_port: c.registry.host_port,
+            image: c.registry.image.clone(),
+        }),
+        Provider::K3d => {
+            // k3d's own `registries.create` wins; stack's registry settings fill in when absent.
+            let create = provider_json.map(|j| &j["registries"]["create"]);
+            match create.filter(|v| v.is_object()) {
+                Some(cr) => Some(Registry {
+                    name: cr["name"]
+                        .as_str()
+                        .map_or_else(|| format!("k3d-{cluster}-registry"), str::to_owned),
+                    host_port: match &cr["hostPort"] {
+                        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+                        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0) as u16,
+                        _ => 0,
+                    },
+                    image: cr["image"].as_str().unwrap_or("registry:2").to_owned(),
+                }),
+                None => c.registry.enabled.then(|| Registry {
+                    name: c
+                        .registry
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("k3d-{cluster}-registry")),
+                    host_port: c.registry.host_port,
+                    image: c.registry.image.clone(),
+                }),
+            }
+        }
+    }
+}
+
+/// Cluster names are DNS labels.
+fn sanitize(s: &str) -> String {
+    let s: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.trim_matches('-').to_owned()
+}
+
+/// What `up` or `down` did, or would do under `--dry-run`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeReport {
+    pub command: &'static str,
+    pub provider: &'static str,
+    pub name: String,
+    pub context: String,
+    pub kubeconfig: String,
+    pub dry_run: bool,
+    /// The changes, in order (empty: everything was already as wanted).
+    pub steps: Vec<StepReport>,
+    /// Things found and deliberately left alone, with why.
+    pub kept: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl ChangeReport {
+    fn new(command: &'static str, t: &Target, dry_run: bool) -> Self {
+        ChangeReport {
+            command,
+            provider: provider_name(t.provider),
+            name: t.name.clone(),
+            context: t.context.clone(),
+            kubeconfig: t.kubeconfig.clone(),
+            dry_run,
+            steps: Vec::new(),
+            kept: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// What `status` found.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub provider: &'static str,
+    pub name: String,
+    pub context: String,
+    pub kubeconfig: String,
+    /// Whether mutating commands may act on this context.
+    pub context_allowed: bool,
+    pub allowlist: Vec<String>,
+    /// Whether the kubeconfig file holds the context.
+    pub context_in_kubeconfig: bool,
+    pub exists: bool,
+    /// `None` when not checked (no cluster or no credentials).
+    pub reachable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    pub nodes: Vec<NodeStatus>,
+    pub registry: Option<RegistryStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    /// `Ready` condition (Kubernetes) or container running (k3d list); `None` when unknown.
+    pub ready: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    pub name: String,
+    pub host: String,
+    pub exists: bool,
+    pub running: bool,
+    pub owned_by_stack: bool,
+    pub networks: Vec<String>,
+    pub ports: Vec<String>,
+}
+
+impl RegistryStatus {
+    fn from(reg: &Registry, c: Option<&registry::Container>) -> Self {
+        RegistryStatus {
+            name: reg.name.clone(),
+            host: reg.host(),
+            exists: c.is_some(),
+            running: c.is_some_and(|c| c.running),
+            owned_by_stack: c.is_some_and(|c| c.owned_by_stack()),
+            networks: c.map(|c| c.networks.clone()).unwrap_or_default(),
+            ports: c.map(|c| c.ports.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+impl StatusReport {
+    fn new(t: &Target) -> Self {
+        StatusReport {
+            provider: provider_name(t.provider),
+            name: t.name.clone(),
+            context: t.context.clone(),
+            kubeconfig: t.kubeconfig.clone(),
+            context_allowed: context::is_allowed(&t.context, &t.allowlist),
+            allowlist: t.allowlist.clone(),
+            context_in_kubeconfig: kubeconfig_contexts(&t.root.join(&t.kubeconfig))
+                .contains(&t.context),
+            exists: false,
+            reachable: None,
+            problem: None,
+            nodes: Vec::new(),
+            registry: None,
+        }
+    }
+}
+
+/// `stack cluster up`.
+pub fn up(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<ChangeReport> {
+    let t = resolve(project, host, opts)?;
+    context::check(&t.context, &t.allowlist, "create or change a cluster")?;
+    let mut report = ChangeReport::new("up", &t, opts.dry_run);
+    let steps = match t.provider {
+        Provider::Kind => kind::plan_up(&t, host, &mut report)?,
+        Provider::K3d => k3d::plan_up(&t, host, &mut report)?,
+        Provider::Existing => existing::plan_up(&t, host, &mut report)?,
+    };
+    finish(steps, host, opts, report)
+}
+
+/// `stack cluster down`.
+pub fn down(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<ChangeReport> {
+    let t = resolve(project, host, opts)?;
+    context::check(&t.context, &t.allowlist, "delete a cluster")?;
+    let mut report = ChangeReport::new("down", &t, opts.dry_run);
+    let steps = match t.provider {
+        Provider::Kind => kind::plan_down(&t, host, &mut report)?,
+        Provider::K3d => k3d::plan_down(&t, host, &mut report)?,
+        Provider::Existing => {
+            report.notes.push(format!(
+                "provider `existing`: stack did not create `{}`, so down removes nothing",
+                t.context
+            ));
+            Vec::new()
+        }
+    };
+    finish(steps, host, opts, report)
+}
+
+/// `stack cluster status` (read-only; any explicit context may be inspected).
+pub fn status(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<StatusReport> {
+    let t = resolve(project, host, opts)?;
+    match t.provider {
+        Provider::Kind => kind::status(&t, host),
+        Provider::K3d => k3d::status(&t, host),
+        Provider::Existing => existing::status(&t, host),
+    }
+}
+
+fn finish(
+    steps: Vec<plan::Step>,
+    host: &Host,
+    opts: &Options,
+    mut report: ChangeReport,
+) -> anyhow::Result<ChangeReport> {
+    report.steps = steps.iter().map(plan::Step::report).collect();
+    if !opts.dry_run {
+        plan::execute(&steps, host.runner)?;
+    }
+    Ok(report)
+}
+
+/// Readiness and roles of the nodes through the API server (`kubectl get nodes -o json`).
+/// `Err` carries the first line of kubectl's complaint.
+fn kube_nodes(t: &Target, host: &Host) -> anyhow::Result<Result<Vec<NodeStatus>, String>> {
+    let kubectl = host.tool(Tool::Kubectl)?;
+    let out = host
+        .runner
+        .output(&t.kubectl(&kubectl).args(["get", "nodes", "-o", "json"]))?;
+    if !out.success() {
+        return Ok(Err(first_line(&out.stderr)));
+    }
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("kubectl get nodes printed no JSON: {e}"))?;
+    let nodes = doc["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let labels = n["metadata"]["labels"].as_object();
+            let role = labels
+                .and_then(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .next()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "worker".into());
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| c["status"] == "True");
+            NodeStatus {
+                name: n["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                role,
+                ready,
+            }
+        })
+        .collect();
+    Ok(Ok(nodes))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_owned()
+}
+
+/// `.stack/<provider>-<name>.yaml`: the provider config with stack's additions (JSON is YAML).
+fn generated_config_path(t: &Target) -> String {
+    format!(".stack/{}-{}.yaml", provider_name(t.provider), t.name)
+}

@@ -1,0 +1,369 @@
+//! `stack doctor`: is this machine ready? Each external tool (path and version, through the
+//! Runner), the Docker daemon, the project's cluster, and the kernel's inotify limits (file
+//! watching). Every problem comes with its fix. Read-only.
+
+use crate::config::cluster::Provider;
+use crate::config::Project;
+use crate::ops::cluster::{self, Host};
+use crate::tool::{Cmd, Tool};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Something a command of this project will need is missing or broken.
+    Problem,
+    /// Not needed by this project's configuration, or only by some commands.
+    Warning,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `tool`, `daemon`, `cluster` or `kernel`.
+    pub group: &'static str,
+    pub name: String,
+    pub status: Status,
+    /// The version, value or reason.
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub problems: usize,
+}
+
+impl Report {
+    pub fn has_problems(&self) -> bool {
+        self.problems > 0
+    }
+}
+
+/// inotify limits kind documents for clusters plus a file watcher (kind "known issues").
+pub const MIN_WATCHES: u64 = 524_288;
+pub const MIN_INSTANCES: u64 = 512;
+
+pub fn run(project: &Project, host: &Host) -> anyhow::Result<Report> {
+    let provider = project.config.cluster.provider;
+    let mut checks = Vec::new();
+    let tools = [
+        (Tool::Helm, Need::Always, vec!["version", "--short"]),
+        (Tool::Kubectl, Need::Always, vec!["version", "--client"]),
+        (
+            Tool::Kind,
+            Need::If(provider == Provider::Kind, "cluster.provider is not kind"),
+            vec!["version"],
+        ),
+        (
+            Tool::K3d,
+            Need::If(provider == Provider::K3d, "cluster.provider is not k3d"),
+            vec!["version"],
+        ),
+        (
+            Tool::Tofu,
+            Need::If(false, "only `stack preview` needs it"),
+            vec!["version"],
+        ),
+        (Tool::Docker, Need::Always, vec!["--version"]),
+        (Tool::Git, Need::Always, vec!["version"]),
+    ];
+    let mut docker = None;
+    let mut kubectl = None;
+    for (tool, need, args) in tools {
+        let check = tool_check(host, tool, need, &args);
+        if check.status == Status::Ok {
+            let p = check.path.clone().map(std::path::PathBuf::from);
+            match tool {
+                Tool::Docker => docker = p,
+                Tool::Kubectl => kubectl = p,
+                _ => {}
+            }
+        }
+        checks.push(check);
+    }
+    checks.push(docker_daemon(host, docker.as_deref()));
+    checks.push(cluster_check(project, host, kubectl.as_deref()));
+    for (key, min) in [
+        ("max_user_watches", MIN_WATCHES),
+        ("max_user_instances", MIN_INSTANCES),
+    ] {
+        checks.push(inotify_check(host, key, min));
+    }
+    let problems = checks
+        .iter()
+        .filter(|c| c.status == Status::Problem)
+        .count();
+    Ok(Report { checks, problems })
+}
+
+#[derive(Clone, Copy)]
+enum Need {
+    Always,
+    /// Needed when true; otherwise the reason it is not.
+    If(bool, &'static str),
+}
+
+fn tool_check(host: &Host, tool: Tool, need: Need, args: &[&str]) -> Check {
+    let needed = match need {
+        Need::Always => true,
+        Need::If(b, _) => b,
+    };
+    let name = tool.name().to_owned();
+    let path = match host.tool(tool) {
+        Ok(p) => p,
+        Err(e) => {
+            let fix = match &e {
+                crate::error::StackError::MissingTool { hint, .. } => hint.clone(),
+                other => other.to_string(),
+            };
+            return match need {
+                Need::If(false, why) => Check {
+                    group: "tool",
+                    name,
+                    status: Status::Skipped,
+                    detail: format!("not found; not needed here ({why})"),
+                    path: None,
+                    fix: Some(fix),
+                },
+                _ => Check {
+                    group: "tool",
+                    name,
+                    status: Status::Problem,
+                    detail: "not found".into(),
+                    path: None,
+                    fix: Some(fix),
+                },
+            };
+        }
+    };
+    let cmd = Cmd::new(&path).args(args.iter().copied());
+    let shown = path.display().to_string();
+    match host.runner.output(&cmd) {
+        Ok(out) if out.success() => Check {
+            group: "tool",
+            name,
+            status: Status::Ok,
+            detail: version_line(&out.stdout),
+            path: Some(shown),
+            fix: None,
+        },
+        Ok(out) => Check {
+            group: "tool",
+            name,
+            status: if needed {
+                Status::Problem
+            } else {
+                Status::Warning
+            },
+            detail: format!(
+                "`{}` failed (exit {}): {}",
+                cmd.short_line(),
+                out.status,
+                first_line(&out.stderr)
+            ),
+            path: Some(shown),
+            fix: Some(format!(
+                "reinstall {} or set ${} to a working binary",
+                tool.name(),
+                tool.env_var()
+            )),
+        },
+        Err(e) => Check {
+            group: "tool",
+            name,
+            status: if needed {
+                Status::Problem
+            } else {
+                Status::Warning
+            },
+            detail: e.to_string(),
+            path: Some(shown),
+            fix: Some(format!(
+                "reinstall {} or set ${} to a working binary",
+                tool.name(),
+                tool.env_var()
+            )),
+        },
+    }
+}
+
+/// The useful part of a version command's output: `Client Version: v1.35.4` → `v1.35.4`.
+fn version_line(stdout: &str) -> String {
+    let line = first_line(stdout);
+    line.strip_prefix("Client Version: ")
+        .unwrap_or(&line)
+        .to_owned()
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+fn docker_daemon(host: &Host, docker: Option<&std::path::Path>) -> Check {
+    let name = "docker daemon".to_owned();
+    let Some(docker) = docker else {
+        return Check {
+            group: "daemon",
+            name,
+            status: Status::Skipped,
+            detail: "no docker CLI to ask".into(),
+            path: None,
+            fix: None,
+        };
+    };
+    let cmd = Cmd::new(docker).args(["version", "--format", "{{.Server.Version}}"]);
+    match host.runner.output(&cmd) {
+        Ok(out) if out.success() => Check {
+            group: "daemon",
+            name,
+            status: Status::Ok,
+            detail: format!("Docker Engine {}", first_line(&out.stdout)),
+            path: std::env::var("DOCKER_HOST").ok(),
+            fix: None,
+        },
+        Ok(out) => Check {
+            group: "daemon",
+            name,
+            status: Status::Problem,
+            detail: first_line(&out.stderr),
+            path: None,
+            fix: Some(
+                "start Docker (`sudo systemctl start docker`, or Docker Desktop), or point DOCKER_HOST at a running daemon; without sudo, add yourself to the `docker` group".into(),
+            ),
+        },
+        Err(e) => Check {
+            group: "daemon",
+            name,
+            status: Status::Problem,
+            detail: e.to_string(),
+            path: None,
+            fix: Some("reinstall the docker CLI".into()),
+        },
+    }
+}
+
+fn cluster_check(project: &Project, host: &Host, kubectl: Option<&std::path::Path>) -> Check {
+    let target = match cluster::resolve(project, host, &cluster::Options::default()) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check {
+                group: "cluster",
+                name: "cluster".into(),
+                status: Status::Problem,
+                detail: e.to_string(),
+                path: None,
+                fix: e.hint().map(str::to_owned),
+            }
+        }
+    };
+    let name = format!("cluster {}", target.context);
+    let kubeconfig = Some(target.kubeconfig.clone());
+    if !target.kubeconfig_has_context() {
+        let (status, fix) = match target.provider {
+            Provider::Existing => (
+                Status::Problem,
+                "fix `cluster.context`, or point KUBECONFIG at the file that has it".to_owned(),
+            ),
+            _ => (
+                Status::Warning,
+                "run `stack cluster up` to create it".to_owned(),
+            ),
+        };
+        return Check {
+            group: "cluster",
+            name,
+            status,
+            detail: format!("no context {} in {}", target.context, target.kubeconfig),
+            path: kubeconfig,
+            fix: Some(fix),
+        };
+    }
+    let Some(kubectl) = kubectl else {
+        return Check {
+            group: "cluster",
+            name,
+            status: Status::Skipped,
+            detail: "no kubectl to ask".into(),
+            path: kubeconfig,
+            fix: None,
+        };
+    };
+    let cmd = target.kubectl(kubectl).args(["get", "--raw", "/readyz"]);
+    match host.runner.output(&cmd) {
+        Ok(out) if out.success() => Check {
+            group: "cluster",
+            name,
+            status: Status::Ok,
+            detail: format!("API server ready ({})", first_line(&out.stdout)),
+            path: kubeconfig,
+            fix: None,
+        },
+        Ok(out) => Check {
+            group: "cluster",
+            name,
+            status: Status::Problem,
+            detail: first_line(&out.stderr),
+            path: kubeconfig,
+            fix: Some(match target.provider {
+                Provider::Existing => "check the cluster and your credentials for that context".into(),
+                _ => "run `stack cluster status`; if its nodes are stopped, `stack cluster down && stack cluster up` recreates it".into(),
+            }),
+        },
+        Err(e) => Check {
+            group: "cluster",
+            name,
+            status: Status::Problem,
+            detail: e.to_string(),
+            path: kubeconfig,
+            fix: None,
+        },
+    }
+}
+
+fn inotify_check(host: &Host, key: &str, min: u64) -> Check {
+    let file = host.proc_root.join("sys/fs/inotify").join(key);
+    let name = format!("inotify {key}");
+    let value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    match value {
+        None => Check {
+            group: "kernel",
+            name,
+            status: Status::Skipped,
+            detail: format!("cannot read {} (not Linux?)", file.display()),
+            path: None,
+            fix: None,
+        },
+        Some(v) if v >= min => Check {
+            group: "kernel",
+            name,
+            status: Status::Ok,
+            detail: v.to_string(),
+            path: None,
+            fix: None,
+        },
+        Some(v) => Check {
+            group: "kernel",
+            name,
+            status: Status::Problem,
+            detail: format!("{v} (file watching and kind clusters need at least {min})"),
+            path: None,
+            fix: Some(format!(
+                "sudo sysctl -w fs.inotify.{key}={min} && echo fs.inotify.{key}={min} | sudo tee -a /etc/sysctl.d/99-stack.conf"
+            )),
+        },
+    }
+}

@@ -1,0 +1,1166 @@
+//! `stack cluster up | down | status` and `stack doctor`.
+//!
+//! kind and k3d clusters cannot start on these machines, so their CLIs are the recording fake
+//! (`RecordingRunner`) answering exactly as the real tools document (tool-semantics.md §5–6): the
+//! tests assert the exact command lines. The registry wiring runs against real Docker (rig tier)
+//! with real containers standing in for kind's node containers; the real pinned `kind` binary
+//! checks that every flag stack passes exists.
+
+use crate::support;
+use stack::config::Project;
+use stack::error::StackError;
+use stack::ops::cluster::{self, Host, Options};
+use stack::ops::doctor;
+use stack::tool::{Cmd, Output, RealRunner, RecordingRunner, RunError, Runner, Tool};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+fn ok(stdout: &str) -> Output {
+    Output {
+        status: 0,
+        stdout: stdout.into(),
+        stderr: String::new(),
+    }
+}
+
+fn fail(status: i32, stderr: &str) -> Output {
+    Output {
+        status,
+        stdout: String::new(),
+        stderr: stderr.into(),
+    }
+}
+
+/// Tools are found under their own names, so recorded lines start with `kind`, `docker`, ...
+fn by_name(t: Tool) -> Result<PathBuf, StackError> {
+    Ok(PathBuf::from(t.name()))
+}
+
+fn host<'a>(runner: &'a dyn Runner, user_kubeconfig: &Path) -> Host<'a> {
+    Host {
+        runner,
+        locate: by_name,
+        kind_network: "kind".into(),
+        user_kubeconfig: user_kubeconfig.to_path_buf(),
+        proc_root: PathBuf::from("/nonexistent-proc"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A project directory with stack.yaml and a provider config.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(stack_yaml: &str, files: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yaml"), stack_yaml).unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Fixture { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn project(&self) -> Project {
+        Project::load(self.root()).unwrap()
+    }
+
+    /// What `kind create cluster --kubeconfig` / `k3d kubeconfig merge` would have written.
+    fn write_kubeconfig(&self, context: &str) {
+        let p = self.root().join(".stack/kubeconfig");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            p,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\ncurrent-context: {context}\nusers:\n- name: {context}\n  user: {{}}\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// The reference layout: kind provider, cluster `stack`, ingress ports and the registry on free
+/// ports (so the port check passes on any machine).
+fn kind_fixture(ingress: u16, registry: u16) -> Fixture {
+    Fixture::new(
+        &format!(
+            "apiVersion: stack/v1\nproject: shop\ncluster:\n  provider: kind\n  name: stack\n  config: kind/cluster.yaml\n  registry:\n    hostPort: {registry}\n"
+        ),
+        &[(
+            "kind/cluster.yaml",
+            &format!(
+                "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: stack\nnodes:\n  - role: control-plane\n    labels:\n      ingress-ready: \"true\"\n    extraPortMappings:\n      - containerPort: 80\n        hostPort: {ingress}\n        listenAddress: 127.0.0.1\n        protocol: TCP\n"
+            ),
+        )],
+    )
+}
+
+const NO_KIND_CLUSTERS: &str = "No kind clusters found.\n";
+
+/// `docker network inspect` of a network that does not exist (exit 1).
+fn no_network(name: &str) -> Output {
+    fail(
+        1,
+        &format!("Error response from daemon: network {name} not found\n"),
+    )
+}
+
+fn registry_inspect(name: &str, port: u16, cluster: &str, networks: &[&str]) -> String {
+    let nets: Vec<String> = networks.iter().map(|n| format!("\"{n}\":{{}}")).collect();
+    format!(
+        r#"[{{"Name":"/{name}","State":{{"Status":"running","Running":true}},"Config":{{"Labels":{{"dev.stack.owned":"true","dev.stack.cluster":"{cluster}"}}}},"HostConfig":{{"PortBindings":{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}}},"NetworkSettings":{{"Networks":{{{}}}}}}}]"#,
+        nets.join(",")
+    ) + "\n"
+}
+
+fn hosts_toml(registry: &str) -> String {
+    format!("[host.\"http://{registry}:5000\"]\n")
+}
+
+#[test]
+fn kind_up_twice_down_twice_exact_command_lines() {
+    let (ingress, reg) = (free_port(), free_port());
+    let fx = kind_fixture(ingress, reg);
+    let project = fx.project();
+    let r = RecordingRunner::new();
+    // Nothing exists yet: kind's "none" is on STDERR with exit 0; docker has no such container.
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    r.on(&["docker", "network", "inspect"], no_network("kind"));
+    r.on(&["docker", "run"], ok("3f2a9c\n"));
+    r.on(
+        &["kind", "create", "cluster"],
+        fail(0, "Creating cluster \"stack\" ...\n"),
+    );
+    r.on(&["docker", "exec"], ok(""));
+    r.on(&["docker", "network", "connect"], ok(""));
+    r.on(
+        &["kubectl"],
+        ok("configmap/local-registry-hosting created\n"),
+    );
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    let hosts_dir = format!("/etc/containerd/certs.d/localhost:{reg}");
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters".to_owned(),
+            "docker container inspect stack-registry".into(),
+            "docker network inspect --format '{{.Name}}' kind".into(),
+            format!("docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"),
+            "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig".into(),
+            format!("docker exec stack-control-plane mkdir -p {hosts_dir}"),
+            format!("docker exec stack-control-plane sh -c 'printf '\\''%s'\\'' \"$1\" > \"$2\"' sh '[host.\"http://stack-registry:5000\"]\n' {hosts_dir}/hosts.toml"),
+            "docker network connect kind stack-registry".into(),
+            "kubectl --kubeconfig .stack/kubeconfig --context kind-stack apply -f -".into(),
+        ]
+    );
+    // Every command runs in the project root; the ConfigMap travels on stdin.
+    let calls = r.calls();
+    assert!(calls.iter().all(|c| c.cwd.as_deref() == Some(fx.root())));
+    let apply = calls.last().unwrap();
+    let manifest = apply.stdin.as_ref().unwrap().expose();
+    assert!(manifest.contains("name: local-registry-hosting\n  namespace: kube-public\n"));
+    assert!(manifest.contains(&format!("    host: \"localhost:{reg}\"\n")));
+    assert_eq!(report.steps.len(), 7);
+    assert!(fx.root().join(".stack/clusters/kind-stack.json").is_file());
+
+    // Second up: the cluster, the registry (connected), hosts.toml and the ConfigMap all exist.
+    fx.write_kubeconfig("kind-stack");
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], ok("stack\n"));
+    r.on(
+        &["docker", "container", "inspect"],
+        ok(&registry_inspect(
+            "stack-registry",
+            reg,
+            "stack",
+            &["bridge", "kind"],
+        )),
+    );
+    r.on(
+        &["kind", "get", "nodes", "--name", "stack"],
+        ok("stack-control-plane\n"),
+    );
+    r.on(&["docker", "exec"], ok(&hosts_toml("stack-registry")));
+    r.on(
+        &["kubectl"],
+        ok(&format!(
+            "host: \"localhost:{reg}\"\nhelp: \"https://kind.sigs.k8s.io/docs/user/local-registry/\"\n"
+        )),
+    );
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty(), "{:?}", report.steps);
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters".to_owned(),
+            "docker container inspect stack-registry".into(),
+            "kind get nodes --name stack".into(),
+            format!("docker exec stack-control-plane cat {hosts_dir}/hosts.toml"),
+            r"kubectl --kubeconfig .stack/kubeconfig --context kind-stack -n kube-public get configmap local-registry-hosting -o 'jsonpath={.data.localRegistryHosting\.v1}'".into(),
+        ]
+    );
+
+    // First down: the cluster stack recorded, and the containers carrying its labels.
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], ok("stack\n"));
+    r.on(
+        &["kind", "delete", "cluster"],
+        fail(0, "Deleting cluster \"stack\" ...\n"),
+    );
+    r.on(&["docker", "ps"], ok("stack-registry\tbridge,kind\n"));
+    r.on(&["docker", "network", "disconnect"], ok(""));
+    r.on(&["docker", "rm"], ok("stack-registry\n"));
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters".to_owned(),
+            "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'".into(),
+            "kind delete cluster --name stack --kubeconfig .stack/kubeconfig".into(),
+            "docker network disconnect kind stack-registry".into(),
+            "docker rm -f stack-registry".into(),
+        ]
+    );
+    // delete, forget the record, unlink and remove the registry
+    assert_eq!(report.steps.len(), 4);
+    assert!(!fx.root().join(".stack/clusters/kind-stack.json").exists());
+
+    // Second down: nothing left, nothing done.
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(&["docker", "ps"], ok(""));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters".to_owned(),
+            "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'".into(),
+            "docker container inspect stack-registry".into(),
+        ]
+    );
+}
+
+#[test]
+fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
+    let (ingress, reg) = (free_port(), free_port());
+    let fx = kind_fixture(ingress, reg);
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    r.on(&["docker", "network", "inspect"], no_network("kind"));
+    let h = host(&r, &fx.root().join("none"));
+    let opts = Options {
+        dry_run: true,
+        context: None,
+    };
+    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters",
+            "docker container inspect stack-registry",
+            "docker network inspect --format '{{.Name}}' kind",
+        ]
+    );
+    assert!(report.dry_run);
+    let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
+    let root = fx.root().display().to_string();
+    assert_eq!(lines[0], format!("cd {root} && docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"));
+    assert_eq!(
+        lines[1],
+        format!("write {root}/.stack/clusters/kind-stack.json")
+    );
+    assert_eq!(lines[2], format!("cd {root} && kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
+    assert!(!fx.root().join(".stack").exists(), "dry run wrote files");
+    let human = stack::ui::cluster::change_human(&report, false);
+    assert!(human.contains("dry run — nothing was changed; these steps would run:"));
+    assert!(human.contains("localRegistryHosting.v1: |"), "{human}");
+    assert!(human.contains("7 steps planned"));
+    let json: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["dryRun"], true);
+    assert_eq!(json["context"], "kind-stack");
+    assert_eq!(json["steps"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn kind_create_on_an_existing_name_fails_with_kinds_message() {
+    // A cluster created by someone else between our check and our create: kind refuses (exit 1).
+    let fx = kind_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    r.on(&["docker", "network", "inspect"], no_network("kind"));
+    r.on(&["docker", "run"], ok("3f2a9c\n"));
+    r.on(
+        &["kind", "create", "cluster"],
+        fail(
+            1,
+            "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"stack\"\n",
+        ),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("could not create kind cluster stack"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node(s) already exist for a cluster with the name \"stack\""),
+        "{text}"
+    );
+    // Stopped at the failure: nothing after the create ran.
+    assert_eq!(r.lines().last().unwrap(), "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig");
+}
+
+#[test]
+fn port_conflicts_are_all_reported_before_anything_is_created() {
+    let ingress = TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ip, rp) = (
+        ingress.local_addr().unwrap().port(),
+        registry.local_addr().unwrap().port(),
+    );
+    let fx = kind_fixture(ip, rp);
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let se = err.downcast_ref::<StackError>().unwrap();
+    assert_eq!(se.exit_code(), 2);
+    let msg = se.to_string();
+    assert!(
+        msg.starts_with("2 host port conflicts — nothing was created"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("host port 127.0.0.1:{ip}/tcp for extraPortMappings containerPort 80 is not free (kind/cluster.yaml:")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "host port 127.0.0.1:{rp}/tcp for registry stack-registry is not free"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("change the hostPort"));
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters",
+            "docker container inspect stack-registry"
+        ]
+    );
+}
+
+#[test]
+fn a_registry_container_stack_did_not_create_is_refused_not_reused() {
+    let fx = kind_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{}}}]"#),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let se = err.downcast_ref::<StackError>().unwrap();
+    assert_eq!(se.exit_code(), 2);
+    assert!(se
+        .to_string()
+        .contains("a container named `stack-registry` exists but was not created by stack"));
+    assert!(se.hint().unwrap().contains("cluster.registry.name"));
+    assert_eq!(r.lines().len(), 2);
+}
+
+#[test]
+fn down_keeps_a_cluster_stack_did_not_create() {
+    let fx = kind_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], ok("kind\nstack\n"));
+    r.on(&["docker", "ps"], ok(""));
+    r.on(
+        &["docker", "container", "inspect"],
+        ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{"app":"mine"}}}]"#),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(report.kept.len(), 2, "{:?}", report.kept);
+    assert!(report.kept[0].starts_with("kind cluster stack: not created by stack"));
+    assert!(report.kept[1].contains("not labelled dev.stack.owned=true"));
+    assert!(!r
+        .lines()
+        .iter()
+        .any(|l| l.contains("delete") || l.contains(" rm ")));
+}
+
+#[test]
+fn node_labels_reach_kind_through_a_generated_config() {
+    let reg = free_port();
+    let fx = Fixture::new(
+        &format!("apiVersion: stack/v1\ncluster:\n  name: gpu\n  registry:\n    hostPort: {reg}\n  nodeLabels:\n    hardware/gpu: \"true\"\n"),
+        &[(
+            "kind/cluster.yaml",
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n    labels:\n      ingress-ready: \"true\"\n  - role: worker\n  - role: worker\n",
+        )],
+    );
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: gpu-registry\n"),
+    );
+    // kind's network is left over from an earlier cluster: the registry starts on it.
+    r.on(&["docker", "network", "inspect"], ok("kind\n"));
+    let h = host(&r, &fx.root().join("none"));
+    let opts = Options {
+        dry_run: true,
+        context: None,
+    };
+    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    let write = report
+        .steps
+        .iter()
+        .find(|s| s.line.ends_with(".stack/kind-gpu.yaml"))
+        .expect("generated config");
+    let cfg: serde_json::Value = serde_json::from_str(write.input.as_ref().unwrap()).unwrap();
+    assert_eq!(cfg["nodes"][0]["labels"]["ingress-ready"], "true");
+    assert_eq!(cfg["nodes"][0]["labels"]["hardware/gpu"], "true");
+    assert_eq!(cfg["nodes"][2]["labels"]["hardware/gpu"], "true");
+    let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
+    assert!(lines.iter().any(|l| l.ends_with(
+        "kind create cluster --name gpu --config .stack/kind-gpu.yaml --kubeconfig .stack/kubeconfig"
+    )));
+    assert!(lines[0].ends_with(&format!("docker run -d --restart=always --name gpu-registry --network kind -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=gpu registry:2")), "{}", lines[0]);
+    assert!(!lines.iter().any(|l| l.contains("network connect")));
+    // Every node kind will create gets hosts.toml: kind's node names, in config order.
+    for node in ["gpu-control-plane", "gpu-worker", "gpu-worker2"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("docker exec {node} mkdir -p"))),
+            "{lines:#?}"
+        );
+    }
+}
+
+fn k3d_fixture(lb: u16, reg: u16) -> Fixture {
+    Fixture::new(
+        "apiVersion: stack/v1\ncluster:\n  provider: k3d\n",
+        &[(
+            "k3d/cluster.yaml",
+            &format!(
+                "apiVersion: k3d.io/v1alpha5\nkind: Simple\nmetadata:\n  name: stack\nservers: 1\nagents: 0\nports:\n  - port: 127.0.0.1:{lb}:80\n    nodeFilters: [loadbalancer]\nregistries:\n  create:\n    name: k3d-stack-registry\n    host: 127.0.0.1\n    hostPort: \"{reg}\"\noptions:\n  kubeconfig:\n    updateDefaultKubeconfig: true\n    switchCurrentContext: false\n"
+            ),
+        )],
+    )
+}
+
+const K3D_LIST_ONE: &str = r#"[{"name":"stack","network":{"name":"k3d-stack","external":false},"nodes":[{"name":"k3d-stack-server-0","role":"server","State":{"Running":true,"Status":"running","Started":""}},{"name":"k3d-stack-serverlb","role":"loadbalancer","State":{"Running":true,"Status":"running","Started":""}}],"serversRunning":1,"serversCount":1,"agentsRunning":0,"agentsCount":0,"hasLoadbalancer":true}]"#;
+
+#[test]
+fn k3d_up_twice_down_twice_exact_command_lines() {
+    let fx = k3d_fixture(free_port(), free_port());
+    let project = fx.project();
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
+    r.on(&["k3d", "cluster", "create"], ok(""));
+    r.on(&["k3d", "kubeconfig", "merge"], ok(".stack/kubeconfig\n"));
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec![
+            "k3d cluster list -o json",
+            "k3d cluster create stack --config k3d/cluster.yaml --kubeconfig-update-default=false --kubeconfig-switch-context=false",
+            "k3d kubeconfig merge stack --output .stack/kubeconfig --kubeconfig-switch-context=false",
+        ]
+    );
+    assert_eq!(report.context, "k3d-stack");
+
+    fx.write_kubeconfig("k3d-stack");
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(r.lines(), vec!["k3d cluster list -o json"]);
+
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
+    r.on(&["k3d", "cluster", "delete"], ok(""));
+    let h = host(&r, &fx.root().join("none"));
+    cluster::down(&project, &h, &Options::default()).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec!["k3d cluster list -o json", "k3d cluster delete stack"]
+    );
+
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(r.lines(), vec!["k3d cluster list -o json"]);
+}
+
+#[test]
+fn k3d_gets_stacks_registry_and_labels_when_its_config_has_none() {
+    let reg = free_port();
+    let fx = Fixture::new(
+        &format!("apiVersion: stack/v1\ncluster:\n  provider: k3d\n  name: dev\n  registry:\n    hostPort: {reg}\n  nodeLabels:\n    hardware/gpu: \"true\"\n"),
+        &[],
+    );
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
+    let h = host(&r, &fx.root().join("none"));
+    let opts = Options {
+        dry_run: true,
+        context: None,
+    };
+    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    let write = report
+        .steps
+        .iter()
+        .find(|s| s.line.ends_with(".stack/k3d-dev.yaml"))
+        .expect("generated config");
+    let cfg: serde_json::Value = serde_json::from_str(write.input.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        cfg["registries"]["create"],
+        serde_json::json!({"name": "k3d-dev-registry", "host": "127.0.0.1", "hostPort": reg.to_string()})
+    );
+    assert_eq!(
+        cfg["options"]["k3s"]["nodeLabels"],
+        serde_json::json!([{"label": "hardware/gpu=true", "nodeFilters": ["server:*"]}])
+    );
+    assert!(report.steps.iter().any(|s| s.line.ends_with(
+        "k3d cluster create dev --config .stack/k3d-dev.yaml --kubeconfig-update-default=false --kubeconfig-switch-context=false"
+    )));
+}
+
+#[test]
+fn contexts_outside_the_allowlist_are_refused_before_anything_runs() {
+    let fx = Fixture::new(
+        "apiVersion: stack/v1\ncluster:\n  provider: existing\n  context: prod-eu\n  allowedContexts: [staging]\n",
+        &[],
+    );
+    let r = RecordingRunner::new();
+    let h = host(&r, &fx.root().join("kubeconfig"));
+    for result in [
+        cluster::up(&fx.project(), &h, &Options::default()),
+        cluster::down(&fx.project(), &h, &Options::default()),
+    ] {
+        let err = result.unwrap_err();
+        let se = err.downcast_ref::<StackError>().unwrap();
+        assert_eq!(se.exit_code(), 2);
+        assert!(
+            se.to_string()
+                .contains("context `prod-eu`: it is not in the allowlist [kind-*, k3d-*, staging]"),
+            "{se}"
+        );
+    }
+    assert!(r.lines().is_empty());
+
+    // A kind project cannot be pointed at another context either.
+    let kfx = kind_fixture(free_port(), free_port());
+    let opts = Options {
+        dry_run: false,
+        context: Some("prod-eu".into()),
+    };
+    let err = cluster::up(&kfx.project(), &h, &opts).unwrap_err();
+    let se = err.downcast_ref::<StackError>().unwrap();
+    assert_eq!(se.exit_code(), 2);
+    assert!(se.to_string().contains("`kind-stack`"), "{se}");
+    assert!(r.lines().is_empty());
+}
+
+#[test]
+fn existing_context_in_the_allowlist_is_checked_not_changed() {
+    let fx = Fixture::new(
+        "apiVersion: stack/v1\ncluster:\n  provider: existing\n  context: staging\n  allowedContexts: [staging]\n",
+        &[],
+    );
+    fx.write_kubeconfig("staging");
+    let kubeconfig = fx.root().join(".stack/kubeconfig");
+    let r = RecordingRunner::new();
+    r.on(&["kubectl"], ok("ok"));
+    let h = host(&r, &kubeconfig);
+    let report = cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(
+        r.lines(),
+        vec![format!(
+            "kubectl --kubeconfig {} --context staging get --raw /readyz",
+            kubeconfig.display()
+        )]
+    );
+    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(r.lines().len(), 1);
+}
+
+const KUBECTL_NODES: &str = r#"{"apiVersion":"v1","kind":"List","items":[{"metadata":{"name":"stack-control-plane","labels":{"ingress-ready":"true","node-role.kubernetes.io/control-plane":""}},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]}"#;
+
+#[test]
+fn status_reports_cluster_nodes_registry_and_context() {
+    let reg = free_port();
+    let fx = kind_fixture(free_port(), reg);
+    fx.write_kubeconfig("kind-stack");
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], ok("stack\n"));
+    r.on(&["kind", "get", "nodes"], ok("stack-control-plane\n"));
+    r.on(&["kubectl"], ok(KUBECTL_NODES));
+    r.on(
+        &["docker", "container", "inspect"],
+        ok(&registry_inspect(
+            "stack-registry",
+            reg,
+            "stack",
+            &["bridge", "kind"],
+        )),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec![
+            "kind get clusters",
+            "kind get nodes --name stack",
+            "kubectl --kubeconfig .stack/kubeconfig --context kind-stack get nodes -o json",
+            "docker container inspect stack-registry",
+        ]
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "provider": "kind", "name": "stack", "context": "kind-stack",
+            "kubeconfig": ".stack/kubeconfig", "contextAllowed": true,
+            "allowlist": ["kind-*", "k3d-*"], "contextInKubeconfig": true,
+            "exists": true, "reachable": true,
+            "nodes": [{"name": "stack-control-plane", "role": "control-plane", "ready": true}],
+            "registry": {"name": "stack-registry", "host": format!("localhost:{reg}"), "exists": true,
+                "running": true, "ownedByStack": true, "networks": ["bridge", "kind"],
+                "ports": [format!("127.0.0.1:{reg}->5000/tcp")]},
+        })
+    );
+    let human = stack::ui::cluster::status_human(&report, false);
+    assert_eq!(
+        human,
+        format!("cluster   kind stack: running, API server reachable\ncontext   kind-stack in .stack/kubeconfig (present; allowed for changes)\nnodes     stack-control-plane  control-plane  Ready\nregistry  stack-registry (localhost:{reg}): running, created by stack, networks [bridge, kind], ports [127.0.0.1:{reg}->5000/tcp]\n")
+    );
+
+    // Absent cluster: kind's "none" on stderr.
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(!report.exists && report.nodes.is_empty());
+    let human = stack::ui::cluster::status_human(&report, false);
+    assert!(
+        human.starts_with("cluster   kind stack: absent\n"),
+        "{human}"
+    );
+    assert!(human.contains("hint: `stack cluster up` creates it"));
+}
+
+#[test]
+fn k3d_status_reads_the_json_list() {
+    let fx = k3d_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: k3d-stack-registry\n"),
+    );
+    let h = host(&r, &fx.root().join("none"));
+    let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.exists);
+    let nodes: Vec<(&str, &str, Option<bool>)> = report
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.role.as_str(), n.ready))
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![
+            ("k3d-stack-server-0", "server", Some(true)),
+            ("k3d-stack-serverlb", "loadbalancer", Some(true))
+        ]
+    );
+    assert!(report.problem.unwrap().contains("has no context k3d-stack"));
+}
+
+#[test]
+fn docker_down_is_exit_3_with_the_fix() {
+    let fx = kind_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(1, "ERROR: failed to list clusters: command \"docker ps -a --filter label=io.x-k8s.kind.cluster --format '{{.Label \"io.x-k8s.kind.cluster\"}}'\" failed with error: exit status 1\n\nCommand Output: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"));
+    let h = host(&r, &fx.root().join("none"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let se = err.downcast_ref::<StackError>().unwrap();
+    assert_eq!(se.exit_code(), 3);
+    assert!(se.to_string().contains("start Docker"), "{se}");
+}
+
+fn doctor_tools(t: Tool) -> Result<PathBuf, StackError> {
+    match t {
+        Tool::K3d | Tool::Tofu => Err(StackError::MissingTool {
+            tool: t.name().into(),
+            hint: format!("install {}", t.name()),
+        }),
+        _ => Ok(PathBuf::from(format!("/opt/bin/{}", t.name()))),
+    }
+}
+
+#[test]
+fn doctor_reports_each_check_with_its_fix() {
+    let fx = kind_fixture(free_port(), free_port());
+    fx.write_kubeconfig("kind-stack");
+    let proc_root = fx.root().join("proc");
+    std::fs::create_dir_all(proc_root.join("sys/fs/inotify")).unwrap();
+    std::fs::write(proc_root.join("sys/fs/inotify/max_user_watches"), "8192\n").unwrap();
+    std::fs::write(
+        proc_root.join("sys/fs/inotify/max_user_instances"),
+        "1024\n",
+    )
+    .unwrap();
+    let r = RecordingRunner::new();
+    r.on(&["helm", "version"], ok("v3.21.4+g1a2b3c4\n"));
+    r.on(
+        &["kubectl", "version"],
+        ok("Client Version: v1.35.4\nKustomize Version: v5.7.1\n"),
+    );
+    r.on(
+        &["kind", "version"],
+        ok("kind v0.33.0 go1.26.8 linux/amd64\n"),
+    );
+    r.on(
+        &["docker", "--version"],
+        ok("Docker version 26.1.5+dfsg1, build a72d7cd\n"),
+    );
+    r.on(&["git", "version"], ok("git version 2.47.3\n"));
+    r.on(
+        &["docker", "version"],
+        fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"),
+    );
+    r.on(
+        &["kubectl", "--kubeconfig"],
+        fail(1, "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?\n"),
+    );
+    let h = Host {
+        runner: &r,
+        locate: doctor_tools,
+        kind_network: "kind".into(),
+        user_kubeconfig: fx.root().join("none"),
+        proc_root,
+    };
+    let report = doctor::run(&fx.project(), &h).unwrap();
+    assert_eq!(
+        r.lines(),
+        vec![
+            "helm version --short",
+            "kubectl version --client",
+            "kind version",
+            "docker --version",
+            "git version",
+            "docker version --format '{{.Server.Version}}'",
+            "kubectl --kubeconfig .stack/kubeconfig --context kind-stack get --raw /readyz",
+        ]
+    );
+    let human = stack::ui::cluster::doctor_human(&report, false);
+    let expected = "\
+ok       helm                        v3.21.4+g1a2b3c4  /opt/bin/helm
+ok       kubectl                     v1.35.4  /opt/bin/kubectl
+ok       kind                        kind v0.33.0 go1.26.8 linux/amd64  /opt/bin/kind
+skipped  k3d                         not found; not needed here (cluster.provider is not k3d)
+                                     fix: install k3d
+skipped  tofu                        not found; not needed here (only `stack preview` needs it)
+                                     fix: install tofu
+ok       docker                      Docker version 26.1.5+dfsg1, build a72d7cd  /opt/bin/docker
+ok       git                         git version 2.47.3  /opt/bin/git
+problem  docker daemon               Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?
+                                     fix: start Docker (`sudo systemctl start docker`, or Docker Desktop), or point DOCKER_HOST at a running daemon; without sudo, add yourself to the `docker` group
+problem  cluster kind-stack          The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?  .stack/kubeconfig
+                                     fix: run `stack cluster status`; if its nodes are stopped, `stack cluster down && stack cluster up` recreates it
+problem  inotify max_user_watches    8192 (file watching and kind clusters need at least 524288)
+                                     fix: sudo sysctl -w fs.inotify.max_user_watches=524288 && echo fs.inotify.max_user_watches=524288 | sudo tee -a /etc/sysctl.d/99-stack.conf
+ok       inotify max_user_instances  1024
+3 problems
+";
+    assert_eq!(human, expected);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["problems"], 3);
+    assert_eq!(json["checks"][0]["name"], "helm");
+    assert_eq!(json["checks"][0]["status"], "ok");
+    assert_eq!(json["checks"][3]["status"], "skipped");
+}
+
+#[test]
+fn doctor_needs_k3d_when_the_provider_is_k3d() {
+    let fx = k3d_fixture(free_port(), free_port());
+    let r = RecordingRunner::new();
+    r.on(&[], ok("v1\n"));
+    let h = Host {
+        runner: &r,
+        locate: doctor_tools,
+        kind_network: "kind".into(),
+        user_kubeconfig: fx.root().join("none"),
+        proc_root: fx.root().join("proc"),
+    };
+    let report = doctor::run(&fx.project(), &h).unwrap();
+    let k3d = report.checks.iter().find(|c| c.name == "k3d").unwrap();
+    assert_eq!(k3d.status, doctor::Status::Problem);
+    assert_eq!(k3d.fix.as_deref(), Some("install k3d"));
+    let kind = report.checks.iter().find(|c| c.name == "kind").unwrap();
+    assert_eq!(kind.status, doctor::Status::Ok);
+    let cluster = report.checks.iter().find(|c| c.group == "cluster").unwrap();
+    assert_eq!(cluster.status, doctor::Status::Warning);
+    assert_eq!(
+        cluster.fix.as_deref(),
+        Some("run `stack cluster up` to create it")
+    );
+}
+
+/// The binary end to end: a refused context is exit 2 naming the context and the allowlist.
+#[test]
+fn binary_refuses_a_context_outside_the_allowlist() {
+    let fx = Fixture::new(
+        "apiVersion: stack/v1\ncluster:\n  provider: existing\n  context: prod\n",
+        &[],
+    );
+    let out = std::process::Command::new(support::stack_bin())
+        .args(["cluster", "up", "-C"])
+        .arg(fx.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: refusing to create or change a cluster on context `prod`: it is not in the allowlist [kind-*, k3d-*]"), "{stderr}");
+    assert!(stderr.contains("hint: if `prod` really is a cluster stack may change, add it to `cluster.allowedContexts`"), "{stderr}");
+}
+
+/// Every kind flag stack passes exists in the pinned, real kind.
+#[test]
+fn kind_cli_has_every_flag_stack_passes() {
+    let kind = support::find_tool("kind");
+    if !support::require("kind", kind.as_ref().map(|_| ()).map_err(Clone::clone)) {
+        return;
+    }
+    let kind = kind.unwrap();
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(&kind)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let create = help(&["create", "cluster"]);
+    for flag in ["--name string", "--config string", "--kubeconfig string"] {
+        assert!(create.contains(flag), "kind create cluster lacks {flag}");
+    }
+    let delete = help(&["delete", "cluster"]);
+    assert!(delete.contains("--name string") && delete.contains("--kubeconfig string"));
+    assert!(delete.contains("idempotent"));
+    let export = help(&["export", "kubeconfig"]);
+    assert!(export.contains("--name string") && export.contains("--kubeconfig string"));
+    assert!(help(&["get", "nodes"]).contains("--name string"));
+    assert!(help(&["get", "clusters"]).contains("kind get clusters"));
+}
+
+/// Routes `docker` to the real daemon (the rig's), everything else to the recording fake, and
+/// records every line in order.
+struct Hybrid {
+    fake: RecordingRunner,
+    docker: PathBuf,
+    docker_host: String,
+    lines: Mutex<Vec<String>>,
+}
+
+impl Runner for Hybrid {
+    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        self.lines.lock().unwrap().push(cmd.short_line());
+        if cmd.program.as_path() == Path::new("docker") {
+            let mut real = cmd.clone();
+            real.program = self.docker.clone();
+            real = real.env("DOCKER_HOST", &self.docker_host);
+            RealRunner.output(&real)
+        } else {
+            self.fake.output(cmd)
+        }
+    }
+}
+
+/// The rig's Docker, when it answers.
+fn rig_docker() -> Result<(PathBuf, String), String> {
+    let cache = std::env::var_os("STACK_DEV_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stack-dev")
+        });
+    let env = cache.join("rig/env");
+    let text = std::fs::read_to_string(&env).map_err(|e| {
+        format!(
+            "no rig env file {}: {e} (run `cargo xtask rig up`)",
+            env.display()
+        )
+    })?;
+    let host = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .ok_or_else(|| format!("{} has no DOCKER_HOST", env.display()))?;
+    let docker = support::find_tool("docker")?;
+    let out = std::process::Command::new(&docker)
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .env("DOCKER_HOST", &host)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "the rig's Docker does not answer: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((docker, host))
+}
+
+struct Docker {
+    bin: PathBuf,
+    host: String,
+}
+
+impl Docker {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(&self.bin)
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Removes the test's containers and network whatever happens.
+struct Cleanup<'a> {
+    docker: &'a Docker,
+    containers: Vec<String>,
+    network: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = self.docker.run(&["rm", "-f", c]);
+        }
+        let _ = self.docker.run(&["network", "rm", &self.network]);
+    }
+}
+
+/// The kind registry recipe against real Docker: a busybox container plays kind's node (same name,
+/// same network), kind and kubectl are the fake. Up creates, labels, publishes on 127.0.0.1,
+/// connects and writes hosts.toml for real; a second up changes nothing; down removes exactly the
+/// labelled container, and an unlabelled look-alike survives.
+#[test]
+fn registry_wiring_with_real_containers() {
+    let found = rig_docker();
+    if !support::require("docker", found.as_ref().map(|_| ()).map_err(Clone::clone)) {
+        return;
+    }
+    let (bin, docker_host) = found.unwrap();
+    let d = Docker {
+        bin,
+        host: docker_host.clone(),
+    };
+    let id = format!("stk{}", std::process::id());
+    let cluster_name = id.clone();
+    let network = format!("{id}-kind");
+    let node = format!("{id}-control-plane");
+    let reg_name = format!("{id}-registry");
+    let lookalike = format!("{id}-registry-2");
+    let _cleanup = Cleanup {
+        docker: &d,
+        containers: vec![node.clone(), reg_name.clone(), lookalike.clone()],
+        network: network.clone(),
+    };
+    // What `kind create cluster` would have made: the network and a node container.
+    d.ok(&["network", "create", &network]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &node,
+        "--network",
+        &network,
+        "--label",
+        &format!("io.x-k8s.kind.cluster={cluster_name}"),
+        "busybox:latest",
+        "sleep",
+        "3600",
+    ]);
+    // Someone else's container with a similar name: never touched.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &lookalike,
+        "busybox:latest",
+        "sleep",
+        "3600",
+    ]);
+
+    let reg_port = free_port();
+    let fx = Fixture::new(
+        &format!("apiVersion: stack/v1\ncluster:\n  name: {cluster_name}\n  registry:\n    hostPort: {reg_port}\n"),
+        &[(
+            "kind/cluster.yaml",
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n",
+        )],
+    );
+    let fake = RecordingRunner::new();
+    fake.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    fake.on(&["kind", "create", "cluster"], ok(""));
+    fake.on(
+        &["kubectl"],
+        ok("configmap/local-registry-hosting created\n"),
+    );
+    let runner = Hybrid {
+        fake,
+        docker: d.bin.clone(),
+        docker_host,
+        lines: Mutex::new(Vec::new()),
+    };
+    let h = Host {
+        runner: &runner,
+        locate: by_name,
+        kind_network: network.clone(),
+        user_kubeconfig: fx.root().join("none"),
+        proc_root: PathBuf::from("/proc"),
+    };
+    cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["container", "inspect", &reg_name])).unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["Config"]["Labels"]["dev.stack.owned"], "true");
+    assert_eq!(
+        c["Config"]["Labels"]["dev.stack.cluster"],
+        cluster_name.as_str()
+    );
+    assert_eq!(c["Config"]["Image"], "registry:2");
+    assert_eq!(
+        c["HostConfig"]["PortBindings"]["5000/tcp"][0],
+        serde_json::json!({"HostIp": "127.0.0.1", "HostPort": reg_port.to_string()})
+    );
+    assert_eq!(c["State"]["Running"], true);
+    assert!(c["NetworkSettings"]["Networks"][&network].is_object());
+    let hosts = d.ok(&[
+        "exec",
+        &node,
+        "cat",
+        &format!("/etc/containerd/certs.d/localhost:{reg_port}/hosts.toml"),
+    ]);
+    assert_eq!(hosts, format!("[host.\"http://{reg_name}:5000\"]\n"));
+    // The node reaches the registry by name over the cluster network, as containerd will.
+    let v2 = d.run(&[
+        "exec",
+        &node,
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{reg_name}:5000/v2/"),
+    ]);
+    assert!(
+        v2.status.success(),
+        "node cannot reach the registry: {}",
+        String::from_utf8_lossy(&v2.stderr)
+    );
+
+    // Second up: kind now knows the cluster; nothing changes.
+    fx.write_kubeconfig(&format!("kind-{cluster_name}"));
+    runner.fake.on(
+        &["kind", "get", "clusters"],
+        ok(&format!("{cluster_name}\n")),
+    );
+    runner
+        .fake
+        .on(&["kind", "get", "nodes"], ok(&format!("{node}\n")));
+    runner.fake.on(
+        &["kubectl"],
+        ok(&format!(
+            "host: \"localhost:{reg_port}\"\nhelp: \"https://kind.sigs.k8s.io/docs/user/local-registry/\"\n"
+        )),
+    );
+    runner.lines.lock().unwrap().clear();
+    let report = cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty(), "{:#?}", report.steps);
+
+    // Down: only the labelled container goes; the look-alike and the node (kind's) stay.
+    runner.fake.on(&["kind", "delete", "cluster"], ok(""));
+    cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(!d.run(&["container", "inspect", &reg_name]).status.success());
+    d.ok(&["container", "inspect", &lookalike]);
+    d.ok(&["container", "inspect", &node]);
+    // Second down: nothing to remove.
+    runner
+        .fake
+        .on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    assert!(report.steps.is_empty(), "{:#?}", report.steps);
+}
