@@ -196,8 +196,14 @@ fn tool_check(host: &Host, tool: Tool, need: Need, args: &[&str]) -> Check {
 }
 
 /// The useful part of a version command's output: `Client Version: v1.35.4` → `v1.35.4`.
+/// Skips lines without a version (tofu prints warnings first when its CLI config is missing).
 fn version_line(stdout: &str) -> String {
-    let line = first_line(stdout);
+    let version = regex::Regex::new(r"\bv?\d+\.\d+").expect("valid regex");
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| version.is_match(l))
+        .map_or_else(|| first_line(stdout), str::to_owned);
     line.strip_prefix("Client Version: ")
         .unwrap_or(&line)
         .to_owned()
@@ -365,5 +371,22 @@ fn inotify_check(host: &Host, key: &str, min: u64) -> Check {
                 "sudo sysctl -w fs.inotify.{key}={min} && echo fs.inotify.{key}={min} | sudo tee -a /etc/sysctl.d/99-stack.conf"
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_line;
+
+    #[test]
+    fn version_lines() {
+        assert_eq!(
+            version_line("Client Version: v1.35.4\nKustomize Version: v5.7.1\n"),
+            "v1.35.4"
+        );
+        assert_eq!(
+            version_line("Warning: Unable to open CLI configuration file\n\nOpenTofu v1.10.6\non linux_amd64\n"),
+            "OpenTofu v1.10.6"
+        );
     }
 }

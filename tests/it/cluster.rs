@@ -168,7 +168,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
             format!("docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"),
             "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig".into(),
             format!("docker exec stack-control-plane mkdir -p {hosts_dir}"),
-            format!("docker exec stack-control-plane sh -c 'printf '\\''%s'\\'' \"$1\" > \"$2\"' sh '[host.\"http://stack-registry:5000\"]\n' {hosts_dir}/hosts.toml"),
+            format!("docker exec stack-control-plane sh -c 'printf '\\''%s\\n'\\'' \"$1\" > \"$2\"' sh '[host.\"http://stack-registry:5000\"]' {hosts_dir}/hosts.toml"),
             "docker network connect kind stack-registry".into(),
             "kubectl --kubeconfig .stack/kubeconfig --context kind-stack apply -f -".into(),
         ]

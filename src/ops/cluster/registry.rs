@@ -254,10 +254,10 @@ pub fn node_write_cmd(docker: &Path, root: &Path, node: &str, reg: &Registry) ->
             node,
             "sh",
             "-c",
-            "printf '%s' \"$1\" > \"$2\"",
+            "printf '%s\\n' \"$1\" > \"$2\"",
             "sh",
         ])
-        .arg(hosts_toml(reg))
+        .arg(hosts_toml(reg).trim_end())
         .arg(format!("{}/hosts.toml", certs_dir(reg)))
         .cwd(root)
 }
