@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod docker;
 pub mod error;
 pub mod image;
 pub mod ops;

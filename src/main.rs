@@ -69,6 +69,27 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             ui::cluster::print_change(&report, cli.format)?;
             Ok(Outcome::Clean)
         }
+        Command::Build(args) => {
+            let project = load(&root)?;
+            let opts = ops::build::Options {
+                images: args.images,
+                deliver: args.deliver,
+                dry_run: args.dry_run,
+            };
+            let view = ui::build::BuildView::new(cli.format);
+            let report = ops::build::run(
+                &project,
+                &opts,
+                &tool::Host::from_env(&tool::RealRunner),
+                &view,
+            )?;
+            ui::build::print(&report, cli.format);
+            Ok(if report.failed() {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
+        }
         Command::Doctor => {
             let project = load(&root)?;
             let report =

@@ -34,6 +34,8 @@ pub enum Command {
     Cluster(Cluster),
     /// Check this machine: tools, Docker, the cluster, inotify limits — with the fix for each problem.
     Doctor,
+    /// Build images through Docker (content-addressed: an unchanged image is never rebuilt).
+    Build(BuildArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,4 +81,16 @@ pub struct ValidateEnvs {
     pub helm: bool,
     /// Changed files (as pre-commit passes them): only the targets they affect are validated.
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Images to build (names from stack.yaml `images:`). Default: all.
+    pub images: Vec<String>,
+    /// Deliver to the cluster: push to its local registry, or `kind load` / `k3d image import`.
+    #[arg(long)]
+    pub deliver: bool,
+    /// Show what would be built (cache decisions included) and build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -31,7 +31,7 @@ pub struct Entry {
 }
 
 /// The files of a context and the patterns that selected them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub root: PathBuf,
     pub entries: Vec<Entry>,

@@ -6,9 +6,11 @@
 //! [`RecordingRunner`] records and answers from a script.
 
 mod discover;
+mod host;
 mod recording;
 
 pub use discover::{find, Tool};
+pub use host::Host;
 pub use recording::RecordingRunner;
 
 use std::fmt;

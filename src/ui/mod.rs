@@ -1,6 +1,7 @@
 //! The only place that prints. Ops return reports; this module renders them as human text (colour
 //! only on a terminal and without NO_COLOR), one JSON document, or GitHub annotations + step summary.
 
+pub mod build;
 pub mod cluster;
 
 use crate::diag::{Finding, Severity};

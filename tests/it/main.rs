@@ -8,6 +8,7 @@
 // (clippy.toml) is for the product crate.
 #![allow(clippy::disallowed_methods)]
 
+mod build;
 mod cluster;
 mod conformance;
 mod rig;

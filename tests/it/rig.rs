@@ -45,28 +45,11 @@ impl Rig {
     }
 
     fn discover() -> Result<Rig, String> {
-        let cache = std::env::var_os("STACK_DEV_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stack-dev")
-            });
-        let file = cache.join("rig/env");
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("no rig env file {}: {e}", file.display()))?;
-        let mut vars = BTreeMap::new();
-        let mut bin_dir = cache.join("bin");
-        for line in text.lines() {
-            let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('='))
-            else {
-                continue;
-            };
-            if key == "PATH" {
-                bin_dir = PathBuf::from(value.trim_end_matches(":\"$PATH\""));
-            } else {
-                vars.insert(key.to_string(), value.to_string());
-            }
-        }
-        Ok(Rig { vars, bin_dir })
+        let env = support::rig_env()?;
+        Ok(Rig {
+            vars: env.vars,
+            bin_dir: env.bin_dir,
+        })
     }
 
     fn var(&self, key: &str) -> &str {

@@ -61,3 +61,55 @@ pub fn project_root() -> &'static Path {
 pub fn stack_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_stack"))
 }
+
+/// The running rig's environment (`cargo xtask rig env`), read from `$STACK_DEV_CACHE/rig/env`
+/// (default `~/.cache/stack-dev/rig/env`): variables, and the pinned tools' directory from PATH.
+pub struct RigEnv {
+    pub vars: std::collections::BTreeMap<String, String>,
+    pub bin_dir: PathBuf,
+}
+
+pub fn rig_env() -> Result<RigEnv, String> {
+    let cache = std::env::var_os("STACK_DEV_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stack-dev")
+        });
+    let file = cache.join("rig/env");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("no rig env file {}: {e}", file.display()))?;
+    let mut vars = std::collections::BTreeMap::new();
+    let mut bin_dir = cache.join("bin");
+    for line in text.lines() {
+        let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('='))
+        else {
+            continue;
+        };
+        if key == "PATH" {
+            bin_dir = PathBuf::from(value.trim_end_matches(":\"$PATH\""));
+        } else {
+            vars.insert(key.to_string(), value.to_string());
+        }
+    }
+    Ok(RigEnv { vars, bin_dir })
+}
+
+/// The rig's Docker daemon, when it answers: its DOCKER_HOST.
+pub fn rig_docker() -> Result<String, String> {
+    let env = rig_env()?;
+    let host = env
+        .vars
+        .get("DOCKER_HOST")
+        .cloned()
+        .ok_or("the rig env has no DOCKER_HOST")?;
+    let out = std::process::Command::new("docker")
+        .args(["-H", &host, "version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map_err(|e| format!("docker CLI: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the rig's dockerd at {host} does not answer (run `cargo xtask rig up`)"
+        ));
+    }
+    Ok(host)
+}

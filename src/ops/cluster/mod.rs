@@ -21,7 +21,7 @@ pub mod registry;
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
-use crate::tool::{self, Cmd, Runner, Tool};
+use crate::tool::{Cmd, Tool};
 use crate::yaml::{self, Node};
 use plan::StepReport;
 use registry::Registry;
@@ -30,44 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Where the machine-facing inputs come from: the process runner, tool discovery, and the bits of
-/// the environment the providers read. `Host::from_env` is the real one; tests build their own.
-pub struct Host<'a> {
-    pub runner: &'a dyn Runner,
-    pub locate: fn(Tool) -> Result<PathBuf, StackError>,
-    /// kind's Docker network (`KIND_EXPERIMENTAL_DOCKER_NETWORK`, default `kind`).
-    pub kind_network: String,
-    /// The user's kubeconfig file, for the `existing` provider (first entry of `$KUBECONFIG`, else
-    /// `~/.kube/config`). Always passed explicitly with `--kubeconfig`.
-    pub user_kubeconfig: PathBuf,
-    /// Where `/proc` is (doctor reads the inotify limits there).
-    pub proc_root: PathBuf,
-}
-
-impl<'a> Host<'a> {
-    pub fn from_env(runner: &'a dyn Runner) -> Self {
-        let kind_network = std::env::var("KIND_EXPERIMENTAL_DOCKER_NETWORK")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "kind".into());
-        let user_kubeconfig = std::env::var_os("KUBECONFIG")
-            .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube/config")
-            });
-        Host {
-            runner,
-            locate: tool::find,
-            kind_network,
-            user_kubeconfig,
-            proc_root: PathBuf::from("/proc"),
-        }
-    }
-
-    pub fn tool(&self, t: Tool) -> Result<PathBuf, StackError> {
-        (self.locate)(t)
-    }
-}
+pub use crate::tool::Host;
 
 /// What the user asked for on the command line.
 #[derive(Clone, Debug, Default)]

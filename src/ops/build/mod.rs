@@ -1,0 +1,298 @@
+//! `stack build [IMAGE...]`: content-addressed image builds through the Docker API.
+//!
+//! Plan: for each image, resolve its context, walk it (ignores applied), hash what Docker would
+//! receive (files + Dockerfile + args + target + platform); the hash is the tag. Execute: an image
+//! the daemon already has under that tag is not built; the others build in parallel (bounded),
+//! streaming the context tar. Then deliver to the cluster: push to its local registry, or
+//! `kind load docker-image` / `k3d image import` when it has none.
+
+mod plan;
+
+use crate::config::cluster::Provider;
+use crate::config::Project;
+use crate::docker::{BuildFailure, BuildSpec, Docker};
+use crate::error::StackError;
+use crate::tool::{Cmd, Host, Tool};
+pub use plan::{plan, Planned};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// At most this many images build at once (the daemon parallelizes inside each build).
+const PARALLEL_BUILDS: usize = 2;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Image names; empty means every image in stack.yaml.
+    pub images: Vec<String>,
+    /// Push to the cluster's registry / load into the cluster after building.
+    pub deliver: bool,
+    /// Print the plan (with cache decisions) and build nothing.
+    pub dry_run: bool,
+}
+
+/// Progress, for the UI layer (ops never print).
+pub trait Reporter: Send + Sync {
+    fn planned(&self, image: &Planned, cached: bool);
+    fn line(&self, image: &str, line: &str);
+    fn finished(&self, result: &ImageResult);
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The daemon already had this exact content: nothing was built.
+    UpToDate,
+    Built {
+        seconds: f64,
+    },
+    Failed(BuildFailure),
+    /// `--dry-run`: would build.
+    WouldBuild,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    pub name: String,
+    /// `<repository>:<content hash>`
+    pub reference: String,
+    pub context: String,
+    pub outcome: Outcome,
+    /// Where the image was delivered (registry reference, or `kind load` / `k3d import`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<String>,
+    /// Files re-read to compute the hash (0 when the stat cache covered everything).
+    pub files_rehashed: usize,
+    pub files: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub images: Vec<ImageResult>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.images
+            .iter()
+            .any(|i| matches!(i.outcome, Outcome::Failed(_)))
+    }
+}
+
+pub fn run(
+    project: &Project,
+    opts: &Options,
+    host: &Host,
+    reporter: &dyn Reporter,
+) -> Result<Report, StackError> {
+    let git = host.tool(Tool::Git).ok();
+    let planned = plan(project, &opts.images, host.runner, git.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            StackError::config(
+                None,
+                format!("cannot start the async runtime: {e}"),
+                "this is a bug; please report it",
+            )
+        })?;
+    let docker = rt.block_on(Docker::connect(&host.docker_host))?;
+    let results = rt.block_on(execute(&docker, planned, opts, reporter))?;
+    let mut images = Vec::new();
+    for mut r in results {
+        if opts.deliver && matches!(r.outcome, Outcome::UpToDate | Outcome::Built { .. }) {
+            r.delivered = Some(rt.block_on(deliver(project, host, &docker, &r))?);
+        }
+        reporter.finished(&r);
+        images.push(r);
+    }
+    Ok(Report { images })
+}
+
+async fn execute(
+    docker: &Docker,
+    planned: Vec<Planned>,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ImageResult>, StackError> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_BUILDS));
+    let mut results = Vec::new();
+    // Cache decisions first (cheap), so the plan is reported before any build starts.
+    let mut to_build = Vec::new();
+    for p in planned {
+        let cached = docker.has_image(&p.reference).await?;
+        reporter.planned(&p, cached);
+        if cached {
+            results.push(result(&p, Outcome::UpToDate));
+        } else if opts.dry_run {
+            results.push(result(&p, Outcome::WouldBuild));
+        } else {
+            to_build.push(p);
+        }
+    }
+    let builds = to_build.into_iter().map(|p| {
+        let sem = sem.clone();
+        async move {
+            let _permit = sem.acquire().await.expect("semaphore is never closed");
+            let start = std::time::Instant::now();
+            let outcome = build_one(docker, &p, reporter).await?;
+            let outcome = match outcome {
+                Ok(()) => Outcome::Built {
+                    seconds: start.elapsed().as_secs_f64(),
+                },
+                Err(f) => Outcome::Failed(f),
+            };
+            Ok::<_, StackError>(result(&p, outcome))
+        }
+    });
+    for r in futures::future::join_all(builds).await {
+        results.push(r?);
+    }
+    results.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(results)
+}
+
+fn result(p: &Planned, outcome: Outcome) -> ImageResult {
+    ImageResult {
+        name: p.name.clone(),
+        reference: p.reference.clone(),
+        context: p.context_display.clone(),
+        outcome,
+        delivered: None,
+        files_rehashed: p.files_rehashed,
+        files: p.context.entries.len(),
+    }
+}
+
+async fn build_one(
+    docker: &Docker,
+    p: &Planned,
+    reporter: &dyn Reporter,
+) -> Result<Result<(), BuildFailure>, StackError> {
+    // The tar is produced on a blocking thread and streamed to the daemon as it is written.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+    let ctx = p.context.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        match crate::image::context::write_tar(&ctx, writer).and_then(|mut w| w.flush_final()) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let labels: HashMap<String, String> = [
+        ("dev.stack.owned".to_owned(), "true".to_owned()),
+        ("dev.stack.image".to_owned(), p.name.clone()),
+        ("dev.stack.content-hash".to_owned(), p.hash.clone()),
+    ]
+    .into();
+    let spec = BuildSpec {
+        dockerfile: &p.dockerfile_rel,
+        reference: &p.reference,
+        target: p.target.as_deref(),
+        platform: p.platform.as_deref(),
+        build_args: &p.build_args,
+        labels: &labels,
+    };
+    let name = p.name.clone();
+    let out = docker
+        .build(&spec, stream, |line| reporter.line(&name, line))
+        .await;
+    let _ = producer.await;
+    out
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// `io::Write` into the body channel, in chunks.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the context",
+            )
+        })
+    }
+
+    fn flush_final(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Delivery per the cluster config: registry push, else kind/k3d load.
+async fn deliver(
+    project: &Project,
+    host: &Host<'_>,
+    docker: &Docker,
+    r: &ImageResult,
+) -> Result<String, StackError> {
+    let cluster = &project.config.cluster;
+    let (repo, tag) = r
+        .reference
+        .rsplit_once(':')
+        .expect("references are repo:tag");
+    if cluster.registry.enabled {
+        let target_repo = format!("localhost:{}/{repo}", cluster.registry.host_port);
+        docker.tag(&r.reference, &target_repo, tag).await?;
+        return match docker.push(&target_repo, tag).await? {
+            Ok(()) => Ok(format!("{target_repo}:{tag}")),
+            Err(message) => Err(StackError::Unreachable {
+                what: format!("the cluster registry at localhost:{}", cluster.registry.host_port),
+                hint: format!("push of {target_repo}:{tag} failed: {message}; is the cluster up (`stack cluster up`)?"),
+            }),
+        };
+    }
+    let name = crate::ops::build::plan::cluster_name(project);
+    let cmd = match cluster.provider {
+        Provider::Kind => Cmd::new(host.tool(Tool::Kind)?).args(["load", "docker-image", &r.reference, "--name", &name]),
+        Provider::K3d => Cmd::new(host.tool(Tool::K3d)?).args(["image", "import", &r.reference, "-c", &name]),
+        Provider::Existing => {
+            return Err(StackError::config(
+                None,
+                "an existing cluster without a registry cannot receive local images",
+                "enable `cluster.registry` (and make the cluster pull from it), or push to a registry it can reach",
+            ))
+        }
+    };
+    host.runner.run(&cmd).map_err(|e| {
+        StackError::config(
+            None,
+            e.to_string(),
+            "is the cluster up? (`stack cluster up`)",
+        )
+    })?;
+    Ok(cmd.short_line())
+}

@@ -1,0 +1,51 @@
+//! The machine-facing inputs of an op, as one value: the process runner, tool discovery, and the
+//! bits of the environment ops read. Tests build their own (a recording runner, fixed tool paths).
+
+use super::{Runner, Tool};
+use crate::error::StackError;
+use std::path::PathBuf;
+
+/// Where the machine-facing inputs come from: the process runner, tool discovery, and the bits of
+/// the environment the providers read. `Host::from_env` is the real one; tests build their own.
+pub struct Host<'a> {
+    pub runner: &'a dyn Runner,
+    pub locate: fn(Tool) -> Result<PathBuf, StackError>,
+    /// kind's Docker network (`KIND_EXPERIMENTAL_DOCKER_NETWORK`, default `kind`).
+    pub kind_network: String,
+    /// The user's kubeconfig file, for the `existing` provider (first entry of `$KUBECONFIG`, else
+    /// `~/.kube/config`). Always passed explicitly with `--kubeconfig`.
+    pub user_kubeconfig: PathBuf,
+    /// Where `/proc` is (doctor reads the inotify limits there).
+    pub proc_root: PathBuf,
+    /// The Docker API endpoint (`$DOCKER_HOST`, else the local socket).
+    pub docker_host: String,
+}
+
+impl<'a> Host<'a> {
+    pub fn from_env(runner: &'a dyn Runner) -> Self {
+        let kind_network = std::env::var("KIND_EXPERIMENTAL_DOCKER_NETWORK")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "kind".into());
+        let user_kubeconfig = std::env::var_os("KUBECONFIG")
+            .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube/config")
+            });
+        Host {
+            runner,
+            locate: super::find,
+            kind_network,
+            user_kubeconfig,
+            proc_root: PathBuf::from("/proc"),
+            docker_host: std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+        }
+    }
+
+    pub fn tool(&self, t: Tool) -> Result<PathBuf, StackError> {
+        (self.locate)(t)
+    }
+}
