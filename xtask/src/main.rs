@@ -64,8 +64,8 @@ fn ci() -> Result<()> {
     ])?;
     // Every tier runs against real components: bring the rig up (cold builds are cached in
     // ~/.cache/stack-dev), run the tests, and always tear the rig down again.
-    rig::run(&["up".to_owned()])?;
-    let tested = run(&["test", "--workspace"]);
+    // `down` runs whatever happened: a half-started rig must not leave processes behind.
+    let tested = rig::run(&["up".to_owned()]).and_then(|()| run(&["test", "--workspace"]));
     let down = rig::run(&["down".to_owned()]);
     tested.and(down)
 }
