@@ -3,6 +3,10 @@
 //!
 //! `bench validate`: trees of N env files (the reference chart, vendored), `stack validate envs`
 //! against the `helm template`-per-env loop it replaces (what `mage validate:envs` does).
+//!
+//! `bench build`: the cache decision of `stack build` on an unchanged context of N files, against
+//! `docker build` of the same unchanged context (which re-sends the context and walks its layer
+//! cache). Needs the rig's dockerd (`cargo xtask rig up`).
 
 use crate::tools::{self, Tools};
 use anyhow::{bail, Context, Result};
@@ -13,7 +17,10 @@ use std::time::{Duration, Instant};
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("validate") => validate(&args[1..]),
-        _ => bail!("usage: cargo xtask bench validate [--sizes 10,100,1000] [--helm-sample 100]"),
+        Some("build") => build(&args[1..]),
+        _ => bail!(
+            "usage: cargo xtask bench validate [--sizes 10,100,1000] [--helm-sample 100]\n       cargo xtask bench build [--sizes 10000,100000]"
+        ),
     }
 }
 
@@ -204,4 +211,128 @@ fn helm_loop(tools: &Tools, tree: &Path, count: usize) -> Result<Duration> {
         }
     }
     Ok(start.elapsed())
+}
+
+fn release_stack(root: &Path) -> Result<PathBuf> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "stack"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    Ok(root.join("target/release/stack"))
+}
+
+/// DOCKER_HOST of the running rig.
+fn rig_docker_host() -> Result<String> {
+    let env = std::fs::read_to_string(tools::cache_dir().join("rig/env"))
+        .context("the rig is not up: `cargo xtask rig up`")?;
+    env.lines()
+        .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
+        .map(str::to_owned)
+        .context("the rig env has no DOCKER_HOST")
+}
+
+fn timed(cmd: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let out = cmd.output()?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(took)
+}
+
+fn build(args: &[String]) -> Result<()> {
+    let sizes: Vec<usize> = flag(args, "--sizes")
+        .unwrap_or("10000,100000")
+        .split(',')
+        .map(|s| s.trim().parse().context("--sizes takes numbers"))
+        .collect::<Result<_>>()?;
+    let root = tools::project_root();
+    let stack = release_stack(&root)?;
+    let host = rig_docker_host()?;
+    println!(
+        "stack build cache decision vs docker build, unchanged context (same run, rig dockerd)"
+    );
+    println!(
+        "{:>8}  {:>14}  {:>16}  {:>8}",
+        "files", "stack build", "docker build", "ratio"
+    );
+    for &n in &sizes {
+        let dir = tempdir()?;
+        let ctx = dir.join("ctx");
+        for i in 0..n {
+            // 100 files per directory, like a source tree.
+            let sub = ctx.join(format!("src/d{:04}", i / 100));
+            if i % 100 == 0 {
+                std::fs::create_dir_all(&sub)?;
+            }
+            std::fs::write(sub.join(format!("f{i}.txt")), format!("file {i}\n"))?;
+        }
+        std::fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nCOPY . /ctx\n")?;
+        let tag = format!("bench-{n}");
+        std::fs::write(
+            dir.join("stack.yaml"),
+            format!("apiVersion: stack/v1\nimages:\n  big:\n    context: ctx\n    repository: stack-bench/{tag}\n"),
+        )?;
+        let stack_cmd = || {
+            let mut c = Command::new(&stack);
+            c.args(["build", "--format", "json"])
+                .current_dir(&dir)
+                .env("DOCKER_HOST", &host);
+            c
+        };
+        // First build fills the daemon and the stat cache; then time the unchanged case.
+        timed(&mut stack_cmd())?;
+        std::thread::sleep(Duration::from_secs(2)); // past the stat cache's racy window
+        timed(&mut stack_cmd())?;
+        let mut ours: Vec<Duration> = (0..3)
+            .map(|_| timed(&mut stack_cmd()))
+            .collect::<Result<_>>()?;
+        ours.sort();
+        let docker_cmd = || {
+            let mut c = Command::new("docker");
+            c.args([
+                "-H",
+                &host,
+                "build",
+                "-q",
+                "-t",
+                &format!("stack-bench/docker-{tag}"),
+                ".",
+            ])
+            .current_dir(&ctx)
+            .env("DOCKER_BUILDKIT", "0");
+            c
+        };
+        timed(&mut docker_cmd())?; // warm: the layer cache now holds this context
+        let theirs = timed(&mut docker_cmd())?;
+        println!(
+            "{n:>8}  {:>12.0}ms  {:>14.0}ms  {:>7.1}×",
+            ms(ours[1]),
+            ms(theirs),
+            theirs.as_secs_f64() / ours[1].as_secs_f64()
+        );
+        for repo in [
+            format!("stack-bench/docker-{tag}"),
+            format!("stack-bench/{tag}"),
+        ] {
+            let ids = Command::new("docker")
+                .args(["-H", &host, "images", "-q", &repo])
+                .output()?;
+            for id in String::from_utf8_lossy(&ids.stdout).lines() {
+                let _ = Command::new("docker")
+                    .args(["-H", &host, "rmi", "-f", id])
+                    .output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
 }
