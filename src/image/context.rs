@@ -9,9 +9,8 @@
 use crate::error::StackError;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -111,8 +110,12 @@ pub fn ignore_matcher(root: &Path, extra: &[String]) -> Result<Gitignore, StackE
 /// Walks the context in path order, skipping ignored files. The Dockerfile is always included
 /// (Docker needs it even when `.dockerignore` names it).
 pub fn walk(root: &Path, ignore: &Gitignore, dockerfile_rel: &str) -> Result<Context, StackError> {
-    let mut entries = Vec::new();
-    walk_dir(root, root, ignore, dockerfile_rel, &mut entries)?;
+    let walker = Walker {
+        root,
+        ignore,
+        dockerfile_rel,
+    };
+    let mut entries = walker.dir(root)?;
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(Context {
         root: root.to_path_buf(),
@@ -120,88 +123,139 @@ pub fn walk(root: &Path, ignore: &Gitignore, dockerfile_rel: &str) -> Result<Con
     })
 }
 
-fn walk_dir(
-    root: &Path,
-    dir: &Path,
-    ignore: &Gitignore,
-    dockerfile_rel: &str,
-    out: &mut Vec<Entry>,
-) -> Result<(), StackError> {
-    let read = std::fs::read_dir(dir).map_err(|e| {
-        StackError::config(
-            None,
-            format!("cannot read {}: {e}", dir.display()),
-            "check permissions",
-        )
-    })?;
-    for entry in read.flatten() {
-        let abs = entry.path();
-        let rel = abs
-            .strip_prefix(root)
-            .unwrap_or(&abs)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let Ok(meta) = std::fs::symlink_metadata(&abs) else {
-            continue;
-        };
-        let is_dir = meta.is_dir();
-        if rel != dockerfile_rel && ignore.matched_path_or_any_parents(&rel, is_dir).is_ignore() {
-            // An ignored directory can still hold re-included (`!`) files; descend only if the
-            // matcher has negations at all.
-            if !(is_dir && ignore.num_whitelists() > 0) {
+struct Walker<'a> {
+    root: &'a Path,
+    ignore: &'a Gitignore,
+    dockerfile_rel: &'a str,
+}
+
+impl Walker<'_> {
+    fn ignored(&self, rel: &str, is_dir: bool) -> bool {
+        if self.ignore.is_empty() || rel == self.dockerfile_rel {
+            return false;
+        }
+        if self.ignore.num_whitelists() == 0 {
+            // Ignored directories are never entered, so the parents of `rel` are known to be kept.
+            self.ignore.matched(rel, is_dir).is_ignore()
+        } else {
+            self.ignore
+                .matched_path_or_any_parents(rel, is_dir)
+                .is_ignore()
+        }
+    }
+
+    /// The files under `dir`; subdirectories are walked in parallel.
+    fn dir(&self, dir: &Path) -> Result<Vec<Entry>, StackError> {
+        let read = std::fs::read_dir(dir).map_err(|e| {
+            StackError::config(
+                None,
+                format!("cannot read {}: {e}", dir.display()),
+                "check permissions",
+            )
+        })?;
+        let mut files = Vec::new();
+        let mut subdirs = Vec::new();
+        for entry in read.flatten() {
+            let abs = entry.path();
+            let rel = abs
+                .strip_prefix(self.root)
+                .unwrap_or(&abs)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let Ok(meta) = std::fs::symlink_metadata(&abs) else {
+                continue;
+            };
+            let is_dir = meta.is_dir();
+            if self.ignored(&rel, is_dir) {
+                // An ignored directory can still hold re-included (`!`) files; descend only if the
+                // matcher has negations at all.
+                if !(is_dir && self.ignore.num_whitelists() > 0) {
+                    continue;
+                }
+            }
+            if is_dir {
+                subdirs.push(abs);
                 continue;
             }
+            if self.ignore.num_whitelists() > 0 && self.ignored(&rel, false) {
+                continue;
+            }
+            let link = meta
+                .file_type()
+                .is_symlink()
+                .then(|| std::fs::read_link(&abs).ok())
+                .flatten();
+            files.push(Entry {
+                rel,
+                abs,
+                mode: meta.mode() & 0o7777,
+                size: meta.size(),
+                mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+                ino: meta.ino(),
+                link,
+            });
         }
-        if is_dir {
-            walk_dir(root, &abs, ignore, dockerfile_rel, out)?;
-            continue;
-        }
-        if ignore.matched_path_or_any_parents(&rel, false).is_ignore() && rel != dockerfile_rel {
-            continue;
-        }
-        let link = meta
-            .file_type()
-            .is_symlink()
-            .then(|| std::fs::read_link(&abs).ok())
-            .flatten();
-        out.push(Entry {
-            rel,
-            abs,
-            mode: meta.mode() & 0o7777,
-            size: meta.size(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ino: meta.ino(),
-            link,
-        });
+        let nested: Vec<Vec<Entry>> = subdirs
+            .par_iter()
+            .map(|d| self.dir(d))
+            .collect::<Result<_, _>>()?;
+        files.extend(nested.into_iter().flatten());
+        Ok(files)
     }
-    Ok(())
 }
 
 /// The stat cache: rel → (size, mtime, inode, content hash), plus when it was written.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Stored as lines `size mtime inode hash rel` (fast to read and write at 100k files).
+#[derive(Debug, Default)]
 pub struct StatCache {
     written_ns: i128,
-    files: BTreeMap<String, (u64, i128, u64, String)>,
+    files: HashMap<String, (u64, i128, u64, String)>,
 }
 
 impl StatCache {
     pub fn load(path: &Path) -> StatCache {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return StatCache::default();
+        };
+        let mut lines = text.lines();
+        let Some(written_ns) = lines
+            .next()
+            .and_then(|l| l.strip_prefix("stack-stat-cache-v1 "))
+            .and_then(|n| n.parse().ok())
+        else {
+            return StatCache::default();
+        };
+        let mut files = HashMap::new();
+        for line in lines {
+            let mut f = line.splitn(5, ' ');
+            let (Some(size), Some(mtime), Some(ino), Some(hash), Some(rel)) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                return StatCache::default();
+            };
+            let (Ok(size), Ok(mtime), Ok(ino)) = (size.parse(), mtime.parse(), ino.parse()) else {
+                return StatCache::default();
+            };
+            files.insert(rel.to_owned(), (size, mtime, ino, hash.to_owned()));
+        }
+        StatCache { written_ns, files }
     }
 
     /// Writes atomically (temp file + rename): a crash never leaves half a cache.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        use std::fmt::Write as _;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let mut text = format!("stack-stat-cache-v1 {}\n", self.written_ns);
+        for (rel, (size, mtime, ino, hash)) in &self.files {
+            // Paths with newlines cannot be cached; they are simply re-hashed next time.
+            if !rel.contains('\n') {
+                let _ = writeln!(text, "{size} {mtime} {ino} {hash} {rel}");
+            }
+        }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(self).map_err(std::io::Error::other)?,
-        )?;
+        std::fs::write(&tmp, text)?;
         std::fs::rename(tmp, path)
     }
 }
@@ -212,9 +266,12 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Per-file content hashes (reusing the cache for unchanged files) and the context digest.
-/// Returns the digest and the updated cache; `rehashed` counts files actually read.
-pub fn digest(ctx: &Context, cache: &StatCache) -> Result<(String, StatCache, usize), StackError> {
+/// The context digest, reusing cached hashes for unchanged files. Returns the digest, the cache to
+/// save (`None` when the old one still describes every file exactly), and how many files were read.
+pub fn digest(
+    ctx: &Context,
+    cache: &StatCache,
+) -> Result<(String, Option<StatCache>, usize), StackError> {
     let racy_before = cache.written_ns - 2_000_000_000;
     let hashed: Vec<Result<(String, bool), StackError>> = ctx
         .entries
@@ -232,23 +289,27 @@ pub fn digest(ctx: &Context, cache: &StatCache) -> Result<(String, StatCache, us
             Ok((hash_file(e)?, true))
         })
         .collect();
-    let mut files = BTreeMap::new();
     let mut overall = Sha256::new();
+    let mut hashes = Vec::with_capacity(ctx.entries.len());
     let mut rehashed = 0;
     for (e, h) in ctx.entries.iter().zip(hashed) {
         let (h, fresh) = h?;
         rehashed += usize::from(fresh);
-        overall.update(format!("{}\0{:o}\0{h}\n", e.rel, e.mode).as_bytes());
-        files.insert(e.rel.clone(), (e.size, e.mtime_ns, e.ino, h));
+        overall.update(e.rel.as_bytes());
+        overall.update(format!("\0{:o}\0{h}\n", e.mode).as_bytes());
+        hashes.push(h);
     }
-    Ok((
-        hex::encode(overall.finalize()),
-        StatCache {
-            written_ns: now_ns(),
-            files,
-        },
-        rehashed,
-    ))
+    let unchanged = rehashed == 0 && cache.files.len() == ctx.entries.len();
+    let new_cache = (!unchanged).then(|| StatCache {
+        written_ns: now_ns(),
+        files: ctx
+            .entries
+            .iter()
+            .zip(hashes)
+            .map(|(e, h)| (e.rel.clone(), (e.size, e.mtime_ns, e.ino, h)))
+            .collect(),
+    });
+    Ok((hex::encode(overall.finalize()), new_cache, rehashed))
 }
 
 fn hash_file(e: &Entry) -> Result<String, StackError> {
@@ -365,18 +426,28 @@ mod tests {
         let ig = ignore_matcher(d.path(), &[]).unwrap();
         let ctx = walk(d.path(), &ig, "Dockerfile").unwrap();
         let (h1, cache, n1) = digest(&ctx, &StatCache::default()).unwrap();
+        let cache = cache.expect("a new cache");
         assert_eq!(n1, 2);
         // A fresh cache is "racy": files written within its second are re-hashed.
+        let (_, _, racy) = digest(&ctx, &cache).unwrap();
+        assert_eq!(racy, 2);
         let old = StatCache {
             written_ns: cache.written_ns + 10_000_000_000,
             files: cache.files.clone(),
         };
-        let (h2, _, n2) = digest(&ctx, &old).unwrap();
+        let (h2, unchanged, n2) = digest(&ctx, &old).unwrap();
         assert_eq!(
             (h1.clone(), n2),
             (h2, 0),
             "unchanged files are not read again"
         );
+        assert!(unchanged.is_none(), "nothing to save when nothing changed");
+        // The cache survives a save/load round trip.
+        let file = d.path().join("cache");
+        old.save(&file).unwrap();
+        let loaded = StatCache::load(&file);
+        assert_eq!((loaded.written_ns, loaded.files.len()), (old.written_ns, 2));
+        assert_eq!(loaded.files, old.files);
         std::fs::write(d.path().join("a.txt"), "hellO").unwrap();
         let ctx = walk(d.path(), &ig, "Dockerfile").unwrap();
         let (h3, _, _) = digest(&ctx, &cache).unwrap();

@@ -152,8 +152,10 @@ pub fn plan(
             .join(format!("{name}.json"));
         let cache = context::StatCache::load(&cache_file);
         let (ctx_digest, new_cache, rehashed) = context::digest(&ctx, &cache)?;
-        // A cache that cannot be written only costs time on the next run.
-        let _ = new_cache.save(&cache_file);
+        if let Some(new_cache) = new_cache {
+            // A cache that cannot be written only costs time on the next run.
+            let _ = new_cache.save(&cache_file);
+        }
         let mut h = Sha256::new();
         for part in [
             "stack-build-v1",
