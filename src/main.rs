@@ -90,6 +90,37 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Outcome::Clean
             })
         }
+        Command::Up(args) => {
+            let project = load(&root)?;
+            let opts = ops::up::Options {
+                dry_run: args.dry_run,
+                context: args.context,
+            };
+            let view = ui::build::BuildView::new(cli.format);
+            let report = ops::up::up(
+                &project,
+                &tool::Host::from_env(&tool::RealRunner),
+                &opts,
+                &view,
+            )?;
+            ui::up::print(&report, cli.format);
+            Ok(Outcome::Clean)
+        }
+        Command::Down(args) => {
+            let project = load(&root)?;
+            let opts = ops::up::Options {
+                dry_run: args.dry_run,
+                context: args.context,
+            };
+            let done = ops::up::down(
+                &project,
+                &tool::Host::from_env(&tool::RealRunner),
+                &opts,
+                args.cluster,
+            )?;
+            ui::up::print_down(&done, cli.format);
+            Ok(Outcome::Clean)
+        }
         Command::Doctor => {
             let project = load(&root)?;
             let report =

@@ -36,6 +36,10 @@ pub enum Command {
     Doctor,
     /// Build images through Docker (content-addressed: an unchanged image is never rebuilt).
     Build(BuildArgs),
+    /// Converge the dev environment: cluster, images, Helm release; then wait until it is ready.
+    Up(UpArgs),
+    /// Uninstall the dev release (the cluster stays unless --cluster).
+    Down(DownArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,4 +97,27 @@ pub struct BuildArgs {
     /// Show what would be built (cache decisions included) and build nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Show what would happen (cache decisions, the helm command) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kubeconfig context (the cluster's own, or one in `cluster.allowedContexts`).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Also delete the cluster (only one stack created).
+    #[arg(long)]
+    pub cluster: bool,
+    /// Show what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kubeconfig context (the cluster's own, or one in `cluster.allowedContexts`).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }

@@ -29,6 +29,10 @@ pub struct ImageConfig {
     /// Repository name of the built image. Default `stack/<image name>`.
     #[serde(default)]
     pub repository: Option<String>,
+    /// Values paths that receive this image in `stack up` (each gets `repository` and `tag`), e.g.
+    /// `backend-api.image`.
+    #[serde(default)]
+    pub values: Vec<String>,
     /// Live sync (`stack up`): changed files matching `src` are copied into the container at `dest`.
     #[serde(default)]
     pub sync: Vec<SyncRule>,

@@ -5,6 +5,7 @@
 //! editor and `stack` never disagree; unknown keys are rejected at file:line:col with "did you mean".
 
 pub mod cluster;
+pub mod dev;
 pub mod dotenv;
 pub mod images;
 
@@ -43,6 +44,8 @@ pub struct Config {
     /// Images `stack build` builds, by name.
     #[serde(default)]
     pub images: BTreeMap<String, images::ImageConfig>,
+    #[serde(default)]
+    pub dev: dev::DevConfig,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             validate: ValidateConfig::default(),
             cluster: cluster::ClusterConfig::default(),
             images: BTreeMap::new(),
+            dev: dev::DevConfig::default(),
         }
     }
 }

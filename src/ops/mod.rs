@@ -4,4 +4,5 @@
 pub mod build;
 pub mod cluster;
 pub mod doctor;
+pub mod up;
 pub mod validate;

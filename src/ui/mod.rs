@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cluster;
+pub mod up;
 
 use crate::diag::{Finding, Severity};
 use crate::error::StackError;

@@ -14,4 +14,5 @@ mod conformance;
 mod rig;
 mod schema_conformance;
 mod support;
+mod up;
 mod validate;

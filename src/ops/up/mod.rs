@@ -1,0 +1,349 @@
+//! `stack up`: converge the dev environment — cluster, images, Helm release — then wait for it.
+//!
+//! Reuses the other stages, never duplicates them: `cluster` for the cluster and context safety,
+//! `build` for images (content-addressed, delivered to the cluster), `validate` for the env's
+//! values (the same composition Helm does). A release fingerprint (chart files + composed values,
+//! image references included) makes an up-to-date `stack up` do no build and no helm upgrade.
+
+mod release;
+
+use crate::config::cluster::Provider;
+use crate::config::Project;
+use crate::error::StackError;
+use crate::ops::{build, cluster, validate};
+use crate::tool::{Cmd, Host, Tool};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Print what would happen; change nothing.
+    pub dry_run: bool,
+    /// Kubeconfig context (must be the cluster's own or an allowed one).
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum HelmStep {
+    /// Chart, values and images are what the deployed revision was made from: no upgrade.
+    UpToDate {
+        revision: u64,
+    },
+    Upgraded {
+        revision: u64,
+        command: String,
+    },
+    WouldUpgrade {
+        command: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub context: String,
+    pub namespace: String,
+    pub release: String,
+    pub env: String,
+    /// Values files in the order Helm receives them (generated overrides last).
+    pub layers: Vec<String>,
+    pub images: Vec<build::ImageResult>,
+    pub helm: HelmStep,
+    pub fingerprint: String,
+}
+
+/// The dev target: `dev.env`, else `local/dev`, else the only `local/*` target.
+fn dev_target(project: &Project) -> Result<validate::Target, StackError> {
+    let (targets, _) = validate::discover::targets(project, None)?;
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let wanted = project.config.dev.env.clone();
+    let found = match &wanted {
+        Some(w) => targets.iter().find(|t| t.name == *w),
+        None => targets.iter().find(|t| t.name == "local/dev").or_else(|| {
+            let local: Vec<&validate::Target> =
+                targets.iter().filter(|t| t.env_type == "local").collect();
+            (local.len() == 1).then(|| local[0])
+        }),
+    };
+    found.cloned().ok_or_else(|| {
+        StackError::config(
+            None,
+            match wanted {
+                Some(w) => format!("dev.env `{w}` is not a target"),
+                None => "no dev env: there is no envs/local/dev.yaml and not exactly one envs/local/* target".to_owned(),
+            },
+            format!("set `dev.env` in stack.yaml to one of: {}", names.join(", ")),
+        )
+    })
+}
+
+pub fn up(
+    project: &Project,
+    host: &Host,
+    opts: &Options,
+    reporter: &dyn build::Reporter,
+) -> anyhow::Result<Report> {
+    let cluster_opts = cluster::Options {
+        dry_run: opts.dry_run,
+        context: opts.context.clone(),
+    };
+    let target = cluster::resolve(project, host, &cluster_opts)?;
+    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+    if matches!(target.provider, Provider::Kind | Provider::K3d) {
+        cluster::up(project, host, &cluster_opts)?;
+    }
+
+    // The env's values must be valid before anything is deployed (same checks as validate).
+    let env = dev_target(project)?;
+    let checked = validate::run(
+        project,
+        &validate::Options {
+            files: vec![project.root.join(&env.file)],
+            ..Default::default()
+        },
+        host.runner,
+    )?;
+    if checked.has_errors() {
+        let first: Vec<String> = checked
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::diag::Severity::Error)
+            .take(5)
+            .map(|f| {
+                format!(
+                    "  {}: {}",
+                    f.location
+                        .as_ref()
+                        .map(|l| l.to_string())
+                        .unwrap_or_default(),
+                    f.message
+                )
+            })
+            .collect();
+        return Err(StackError::config(
+            None,
+            format!(
+                "the dev env `{}` has errors:\n{}",
+                env.name,
+                first.join("\n")
+            ),
+            "fix them (`stack validate envs` lists them all), then run `stack up` again",
+        )
+        .into());
+    }
+
+    let built = build::run(
+        project,
+        &build::Options {
+            images: Vec::new(),
+            deliver: !opts.dry_run,
+            dry_run: opts.dry_run,
+        },
+        host,
+        reporter,
+    )?;
+    if built.failed() {
+        return Err(StackError::config(
+            None,
+            "an image failed to build (see above)",
+            "fix the build, then run `stack up` again",
+        )
+        .into());
+    }
+
+    let namespace = project
+        .config
+        .dev
+        .namespace
+        .clone()
+        .unwrap_or_else(|| project.project_name());
+    let release = release::name(project, &env)?;
+    let chart_rel = validate::discover::chart_dir(project)?;
+    let overrides = image_overrides(project, &built.images);
+    let overrides_rel = format!(".stack/up/{release}.values.json");
+    let mut layers = env.layers.clone();
+    layers.push(overrides_rel.clone());
+    let fingerprint = release::fingerprint(project, &chart_rel, &env.layers, &overrides)?;
+
+    let helm = host.tool(Tool::Helm)?;
+    let base = |args: &[&str]| {
+        Cmd::new(&helm)
+            .cwd(&project.root)
+            .args(args.iter().copied())
+            .args([
+                "-n",
+                &namespace,
+                "--kube-context",
+                &target.context,
+                "--kubeconfig",
+                &target.kubeconfig,
+            ])
+    };
+    let record = release::Record::path(project, &target.context, &namespace, &release);
+    let deployed = release::deployed_revision(host, base(&["status", &release, "-o", "json"]));
+    if let (Some(rev), Some(rec)) = (deployed, release::Record::load(&record)) {
+        if rec.fingerprint == fingerprint && rec.revision == rev {
+            return Ok(Report {
+                context: target.context,
+                namespace,
+                release,
+                env: env.name,
+                layers,
+                images: built.images,
+                helm: HelmStep::UpToDate { revision: rev },
+                fingerprint,
+            });
+        }
+    }
+
+    let mut upgrade = base(&[
+        "upgrade",
+        "--install",
+        &release,
+        &chart_rel,
+        "--create-namespace",
+    ]);
+    for l in &layers {
+        upgrade = upgrade.args(["-f", l]);
+    }
+    let command = upgrade.short_line();
+    if opts.dry_run {
+        return Ok(Report {
+            context: target.context,
+            namespace,
+            release,
+            env: env.name,
+            layers,
+            images: built.images,
+            helm: HelmStep::WouldUpgrade { command },
+            fingerprint,
+        });
+    }
+    release::write_atomic(
+        &project.root.join(&overrides_rel),
+        &serde_json::to_string_pretty(&overrides)?,
+    )?;
+    release::vendor_dependencies(project, host, &helm, &chart_rel)?;
+    // Re-checked right before the mutating step: nothing ever deploys to a context outside the allowlist.
+    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+    host.runner.run(&upgrade).map_err(|e| StackError::config(None, e.to_string(), "see helm's message above; `stack validate envs --helm` reproduces template errors offline"))?;
+    let revision =
+        release::deployed_revision(host, base(&["status", &release, "-o", "json"])).unwrap_or(0);
+    release::Record {
+        fingerprint: fingerprint.clone(),
+        revision,
+    }
+    .save(&record)?;
+    Ok(Report {
+        context: target.context,
+        namespace,
+        release,
+        env: env.name,
+        layers,
+        images: built.images,
+        helm: HelmStep::Upgraded { revision, command },
+        fingerprint,
+    })
+}
+
+/// `<path>.repository` / `<path>.tag` for every image with `values:` paths, from where it was delivered.
+fn image_overrides(project: &Project, images: &[build::ImageResult]) -> serde_json::Value {
+    let mut root = serde_json::Map::new();
+    for img in images {
+        let Some(cfg) = project.config.images.get(&img.name) else {
+            continue;
+        };
+        let reference = img
+            .delivered
+            .clone()
+            .filter(|d| !d.contains(' '))
+            .unwrap_or_else(|| img.reference.clone());
+        let Some((repository, tag)) = reference.rsplit_once(':') else {
+            continue;
+        };
+        for path in &cfg.values {
+            let mut node = &mut root;
+            for part in path.split('.') {
+                node = node
+                    .entry(part.to_owned())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                    .expect("paths only create maps");
+            }
+            node.insert("repository".into(), repository.into());
+            node.insert("tag".into(), tag.into());
+        }
+    }
+    serde_json::Value::Object(root)
+}
+
+/// `stack down`: uninstall the dev release (the cluster stays unless `cluster` is set).
+pub fn down(
+    project: &Project,
+    host: &Host,
+    opts: &Options,
+    with_cluster: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let cluster_opts = cluster::Options {
+        dry_run: opts.dry_run,
+        context: opts.context.clone(),
+    };
+    let target = cluster::resolve(project, host, &cluster_opts)?;
+    cluster::context::check(&target.context, &target.allowlist, "uninstall")?;
+    let env = dev_target(project)?;
+    let namespace = project
+        .config
+        .dev
+        .namespace
+        .clone()
+        .unwrap_or_else(|| project.project_name());
+    let release = release::name(project, &env)?;
+    let helm = host.tool(Tool::Helm)?;
+    let mut done = BTreeMap::new();
+    let uninstall = Cmd::new(&helm).cwd(&project.root).args([
+        "uninstall",
+        &release,
+        "-n",
+        &namespace,
+        "--kube-context",
+        &target.context,
+        "--kubeconfig",
+        &target.kubeconfig,
+    ]);
+    if opts.dry_run {
+        done.insert(
+            "release".into(),
+            format!("would run: {}", uninstall.short_line()),
+        );
+    } else {
+        let out = host.runner.output(&uninstall)?;
+        let gone = out.stderr.contains("not found");
+        if !out.success() && !gone {
+            return Err(StackError::config(
+                None,
+                format!("helm uninstall failed: {}", out.stderr.trim()),
+                "check the cluster with `stack cluster status`",
+            )
+            .into());
+        }
+        let _ = std::fs::remove_file(release::Record::path(
+            project,
+            &target.context,
+            &namespace,
+            &release,
+        ));
+        done.insert(
+            "release".into(),
+            if gone {
+                format!("{release} was not installed")
+            } else {
+                format!("{release} uninstalled")
+            },
+        );
+    }
+    if with_cluster {
+        let r = cluster::down(project, host, &cluster_opts)?;
+        done.insert("cluster".into(), serde_json::to_string(&r)?);
+    }
+    Ok(done)
+}
