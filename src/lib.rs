@@ -7,6 +7,7 @@ pub mod diag;
 pub mod docker;
 pub mod error;
 pub mod image;
+pub mod kube;
 pub mod ops;
 pub mod tool;
 pub mod ui;

@@ -1,0 +1,346 @@
+//! A diagnostics directory for a release that did not become ready: what a person (or a CI
+//! artifact upload) needs to see why, without a live cluster.
+//!
+//! ```text
+//! <dir>/events.txt            every event of the namespace, oldest first
+//! <dir>/pods.txt, pods.json   the selector's pods: a table, and the full objects (a v1 List)
+//! <dir>/deployments.json      the selector's Deployments (a v1 List)
+//! <dir>/logs/<pod>_<container>.log, .previous.log   the last 200 lines, current and previous instance
+//! <dir>/helm-status.json      `helm status -o json` (or helm-status.error.txt)
+//! ```
+//!
+//! Best effort: whatever cannot be read is recorded (a log file says `no logs: <why>`) and listed in
+//! [`Collected::gaps`]; only an unwritable directory is an error. Every file is written whole
+//! (temp file + rename).
+
+use super::fsio::write_atomic;
+use super::wait::api_message;
+use crate::error::StackError;
+use crate::tool::{Cmd, Host, Tool};
+use ::kube::api::{Api, ListParams, LogParams};
+use ::kube::{Client, ResourceExt};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Lines of each container log kept.
+const LOG_TAIL_LINES: i64 = 200;
+/// Log requests in flight at once.
+const LOG_CONCURRENCY: usize = 4;
+
+/// What `helm status` needs: the release and the explicit kubeconfig + context it lives behind.
+pub struct HelmStatus<'a> {
+    pub host: &'a Host<'a>,
+    pub release: &'a str,
+    pub context: &'a str,
+    pub kubeconfig: &'a Path,
+}
+
+impl HelmStatus<'_> {
+    /// `helm status <release> -n <ns> --kube-context <ctx> --kubeconfig <file> -o json`.
+    pub fn cmd(&self, namespace: &str) -> Result<Cmd, StackError> {
+        Ok(Cmd::new(self.host.tool(Tool::Helm)?).args([
+            "status",
+            self.release,
+            "-n",
+            namespace,
+            "--kube-context",
+            self.context,
+            "--kubeconfig",
+            &self.kubeconfig.display().to_string(),
+            "-o",
+            "json",
+        ]))
+    }
+}
+
+/// What was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Collected {
+    pub dir: PathBuf,
+    /// Files written, relative to `dir`, in the order written.
+    pub files: Vec<PathBuf>,
+    /// What could not be collected, and why.
+    pub gaps: Vec<String>,
+}
+
+impl Collected {
+    fn write(&mut self, name: impl Into<PathBuf>, contents: &[u8]) -> Result<(), StackError> {
+        let name = name.into();
+        let path = self.dir.join(&name);
+        write_atomic(&path, contents).map_err(|e| unwritable(&path, e))?;
+        self.files.push(name);
+        Ok(())
+    }
+}
+
+fn unwritable(path: &Path, e: std::io::Error) -> StackError {
+    StackError::config(
+        None,
+        format!("cannot write diagnostics to {}: {e}", path.display()),
+        "choose a writable diagnostics directory",
+    )
+}
+
+/// Collects events, pods, Deployments, logs and (with `helm`) the release status of `selector` in
+/// `namespace` into `dir`. The helm call runs on the calling thread (it is one short process).
+pub async fn collect(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    dir: &Path,
+    helm: Option<&HelmStatus<'_>>,
+) -> Result<Collected, StackError> {
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| unwritable(dir, e))?;
+    let mut out = Collected {
+        dir: dir.to_owned(),
+        ..Default::default()
+    };
+    let selected = ListParams::default().labels(selector);
+
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let text = match events.list(&ListParams::default()).await {
+        Ok(list) => events_text(namespace, list.items),
+        Err(e) => {
+            out.gaps.push(format!("events: {}", api_message(&e)));
+            format!("no events: {}\n", api_message(&e))
+        }
+    };
+    out.write("events.txt", text.as_bytes())?;
+
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = match pods_api.list(&selected).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            out.gaps.push(format!("pods: {}", api_message(&e)));
+            Vec::new()
+        }
+    };
+    out.write("pods.txt", pods_table(&pods).as_bytes())?;
+    out.write("pods.json", &list_json("v1", &pods))?;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let items = match deployments.list(&selected).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            out.gaps.push(format!("deployments: {}", api_message(&e)));
+            Vec::new()
+        }
+    };
+    out.write("deployments.json", &list_json("v1", &items))?;
+
+    let wanted: Vec<(String, String, bool)> = pods
+        .iter()
+        .flat_map(|pod| {
+            let spec = pod.spec.as_ref();
+            let containers = spec
+                .and_then(|s| s.init_containers.as_ref())
+                .into_iter()
+                .flatten()
+                .chain(spec.map(|s| &s.containers).into_iter().flatten());
+            containers
+                .flat_map(|c| [false, true].map(|prev| (pod.name_any(), c.name.clone(), prev)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let logs: Vec<_> = futures::stream::iter(wanted)
+        .map(|(pod, container, previous)| {
+            let api = pods_api.clone();
+            async move {
+                let params = LogParams {
+                    container: Some(container.clone()),
+                    previous,
+                    tail_lines: Some(LOG_TAIL_LINES),
+                    ..Default::default()
+                };
+                let text = api.logs(&pod, &params).await.map_err(|e| api_message(&e));
+                (pod, container, previous, text)
+            }
+        })
+        .buffered(LOG_CONCURRENCY)
+        .collect()
+        .await;
+    for (pod, container, previous, text) in logs {
+        let suffix = if previous { ".previous.log" } else { ".log" };
+        let text = text.unwrap_or_else(|why| {
+            let which = if previous { "previous " } else { "" };
+            out.gaps
+                .push(format!("{which}logs of {pod}/{container}: {why}"));
+            format!("no logs: {why}\n")
+        });
+        out.write(
+            Path::new("logs").join(format!("{pod}_{container}{suffix}")),
+            text.as_bytes(),
+        )?;
+    }
+
+    if let Some(helm) = helm {
+        let result = helm
+            .cmd(namespace)
+            .map_err(|e| e.to_string())
+            .and_then(|cmd| helm.host.runner.run(&cmd).map_err(|e| e.to_string()));
+        match result {
+            Ok(output) => out.write("helm-status.json", output.stdout.as_bytes())?,
+            Err(why) => {
+                out.gaps.push(format!("helm status: {why}"));
+                out.write("helm-status.error.txt", format!("{why}\n").as_bytes())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `TIME  TYPE  REASON  KIND/NAME  MESSAGE (xN)`, oldest first.
+fn events_text(namespace: &str, mut events: Vec<Event>) -> String {
+    events.sort_by_key(|e| (event_time(e), e.metadata.name.clone()));
+    let mut s = format!(
+        "# events in namespace {namespace}, oldest first ({})\n",
+        events.len()
+    );
+    for e in &events {
+        let time = event_time(e).map_or_else(|| "-".to_owned(), |t| t.to_string());
+        let object = format!(
+            "{}/{}",
+            e.involved_object
+                .kind
+                .as_deref()
+                .unwrap_or("?")
+                .to_lowercase(),
+            e.involved_object.name.as_deref().unwrap_or("?")
+        );
+        let count = match e.count {
+            Some(n) if n > 1 => format!(" (x{n})"),
+            _ => String::new(),
+        };
+        s.push_str(&format!(
+            "{time}  {:<7}  {:<24}  {object}  {}{count}\n",
+            e.type_.as_deref().unwrap_or("-"),
+            e.reason.as_deref().unwrap_or("-"),
+            e.message.as_deref().unwrap_or("").trim_end(),
+        ));
+    }
+    s
+}
+
+/// When an event last happened: the newest of its timestamps.
+fn event_time(e: &Event) -> Option<Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or(e.event_time.as_ref().map(|t| t.0))
+        .or(e.first_timestamp.as_ref().map(|t| t.0))
+        .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// A `kubectl get pods -o wide`-like table.
+fn pods_table(pods: &[Pod]) -> String {
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "READY".into(),
+        "STATUS".into(),
+        "RESTARTS".into(),
+        "NODE".into(),
+        "IP".into(),
+        "OWNER".into(),
+    ]];
+    for pod in pods {
+        let status = pod.status.clone().unwrap_or_default();
+        let containers = status.container_statuses.clone().unwrap_or_default();
+        let ready = containers.iter().filter(|c| c.ready).count();
+        let total = pod.spec.as_ref().map_or(0, |s| s.containers.len());
+        let restarts: i32 = containers.iter().map(|c| c.restart_count).sum();
+        let waiting = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(&containers)
+            .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+        let phase = if pod.metadata.deletion_timestamp.is_some() {
+            "Terminating".to_owned()
+        } else {
+            waiting.unwrap_or_else(|| status.phase.clone().unwrap_or_else(|| "Unknown".into()))
+        };
+        rows.push([
+            pod.name_any(),
+            format!("{ready}/{total}"),
+            phase,
+            restarts.to_string(),
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_else(|| "<none>".into()),
+            status.pod_ip.clone().unwrap_or_else(|| "<none>".into()),
+            super::classify::pod_owner(pod).unwrap_or_else(|| "<none>".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            format!("{}\n", line.join("   ").trim_end())
+        })
+        .collect()
+}
+
+/// Objects as a `List` document `kubectl` reads back (`kubectl get -f pods.json`).
+fn list_json<T: Serialize>(api_version: &str, items: &[T]) -> Vec<u8> {
+    let doc = serde_json::json!({"apiVersion": api_version, "kind": "List", "items": items});
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_sorted_by_their_latest_time() {
+        let ev = |name: &str, last: &str, reason: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": name}, "involvedObject": {"kind": "Pod", "name": "web-1"},
+                "lastTimestamp": last, "type": "Warning", "reason": reason, "message": "m", "count": 3
+            }))
+            .unwrap()
+        };
+        let text = events_text(
+            "ns",
+            vec![
+                ev("b", "2026-01-01T00:00:02Z", "BackOff"),
+                ev("a", "2026-01-01T00:00:01Z", "Failed"),
+            ],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "# events in namespace ns, oldest first (2)");
+        assert!(lines[1].starts_with("2026-01-01T00:00:01Z  Warning  Failed"));
+        assert!(lines[1].ends_with("pod/web-1  m (x3)"), "{}", lines[1]);
+        assert!(lines[2].contains("BackOff"));
+    }
+
+    #[test]
+    fn pod_table_shows_the_waiting_reason() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1"},
+            "spec": {"containers": [{"name": "app"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [{
+                "name": "app", "image": "i", "imageID": "", "ready": false, "restartCount": 2,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            pods_table(&[pod]),
+            "NAME    READY   STATUS             RESTARTS   NODE   IP         OWNER\n\
+             web-1   0/1     CrashLoopBackOff   2          n1     10.0.0.1   <none>\n"
+        );
+    }
+}

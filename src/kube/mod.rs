@@ -1,0 +1,101 @@
+//! Kubernetes through kube-rs: a client pinned to an explicit kubeconfig file and context, rollout
+//! waiting with named failure reasons, and a diagnostics directory for when it goes wrong.
+//!
+//! Invariants: a client is only ever built from a kubeconfig file and a context named by the caller
+//! (never "the current context"); waiting uses watches, never polling; nothing here prints (progress
+//! goes through a callback, results come back as values).
+
+mod classify;
+pub mod diagnostics;
+mod fsio;
+pub mod wait;
+
+pub use classify::{Failure, Reason};
+pub use diagnostics::{collect, Collected, HelmStatus};
+pub use wait::{wait_ready, Readiness, ResourceProgress};
+
+use crate::error::StackError;
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long the API server gets to answer `/version` before it counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for `context` in the kubeconfig file `kubeconfig`, checked to answer.
+///
+/// A missing file or context is a configuration error (exit 2); an API server that does not answer
+/// is `Unreachable` (exit 3) naming the context and the server.
+pub async fn client(kubeconfig: &Path, context: &str) -> Result<::kube::Client, StackError> {
+    let file = Kubeconfig::read_from(kubeconfig).map_err(|e| {
+        StackError::config(
+            None,
+            format!("cannot read kubeconfig {}: {e}", kubeconfig.display()),
+            "check the path (stack passes it explicitly; it never falls back to ~/.kube/config)",
+        )
+    })?;
+    let Some(named) = file.contexts.iter().find(|c| c.name == context) else {
+        let known: Vec<&str> = file.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(StackError::config(
+            None,
+            format!("context `{context}` is not in {}", kubeconfig.display()),
+            if known.is_empty() {
+                "the file has no contexts; create the cluster first (`stack cluster up`)".to_owned()
+            } else {
+                format!("contexts in that file: {}", known.join(", "))
+            },
+        ));
+    };
+    let server = named
+        .context
+        .as_ref()
+        .and_then(|c| file.clusters.iter().find(|k| k.name == c.cluster))
+        .and_then(|k| k.cluster.as_ref())
+        .and_then(|k| k.server.clone())
+        .unwrap_or_else(|| "<no server>".into());
+    let options = KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..Default::default()
+    };
+    let mut config = ::kube::Config::from_custom_kubeconfig(file, &options)
+        .await
+        .map_err(|e| {
+            StackError::config(
+                None,
+                format!(
+                    "context `{context}` in {} is unusable: {e}",
+                    kubeconfig.display()
+                ),
+                "check its cluster, user and certificate entries",
+            )
+        })?;
+    config.connect_timeout = Some(PROBE_TIMEOUT);
+    let unreachable = |why: String| {
+        StackError::Unreachable {
+        what: format!("the Kubernetes API server {server} (context `{context}`)"),
+        hint: format!(
+            "{why}; start the cluster (`stack cluster up`, `stack cluster status`) or fix the context in {}",
+            kubeconfig.display()
+        ),
+    }
+    };
+    let client = ::kube::Client::try_from(config).map_err(|e| unreachable(e.to_string()))?;
+    match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(::kube::Error::Api(status))) if status.code == 401 || status.code == 403 => {
+            Err(StackError::config(
+                None,
+                format!(
+                    "the API server {server} refused the credentials of context `{context}`: {}",
+                    status.message
+                ),
+                format!("refresh the user entry in {}", kubeconfig.display()),
+            ))
+        }
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {}s",
+            PROBE_TIMEOUT.as_secs()
+        ))),
+    }
+}
