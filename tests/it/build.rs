@@ -4,7 +4,6 @@
 //! through the recording fake (kind clusters cannot run here).
 
 use crate::support;
-use std::path::Path;
 use std::process::Output;
 
 struct Tree {
@@ -20,7 +19,7 @@ fn tree(extra: &str) -> Option<Tree> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    copy(
+    support::copy(
         &support::project_root().join("demo"),
         &dir.path().join("demo"),
     );
@@ -42,17 +41,6 @@ fn tree(extra: &str) -> Option<Tree> {
         dir,
         docker_host: host.unwrap(),
     })
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 impl Tree {
@@ -291,7 +279,7 @@ fn failures_name_the_step_and_exit_codes_follow_the_policy() {
 fn daemon_unreachable_is_exit_3_with_a_hint() {
     // Needs no daemon: that is the point.
     let dir = tempfile::tempdir().unwrap();
-    copy(
+    support::copy(
         &support::project_root().join("demo"),
         &dir.path().join("demo"),
     );
@@ -322,7 +310,7 @@ fn sibling_context_found_case_insensitively_with_git_metadata() {
     let platform = t.dir.path().join("platform");
     std::fs::create_dir_all(&platform).unwrap();
     let sibling = t.dir.path().join("Backend-Repo");
-    copy(&t.dir.path().join("demo/backend"), &sibling);
+    support::copy(&t.dir.path().join("demo/backend"), &sibling);
     let git = |args: &[&str]| {
         let o = std::process::Command::new("git")
             .current_dir(&sibling)

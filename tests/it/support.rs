@@ -113,3 +113,15 @@ pub fn rig_docker() -> Result<String, String> {
     }
     Ok(host)
 }
+
+/// Copies a file or a directory tree.
+pub fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}

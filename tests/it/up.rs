@@ -20,7 +20,7 @@ fn dev() -> Option<Dev> {
     let env = env.unwrap();
     let dir = tempfile::tempdir().unwrap();
     for item in ["stack.yaml", "charts", "envs", "demo"] {
-        copy(&support::project_root().join(item), &dir.path().join(item));
+        support::copy(&support::project_root().join(item), &dir.path().join(item));
     }
     let _ = std::fs::remove_dir_all(dir.path().join("charts/app/charts"));
     let namespace = format!(
@@ -50,17 +50,6 @@ fn dev() -> Option<Dev> {
         env,
         namespace,
     })
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -204,11 +193,9 @@ fn up_deploys_then_does_nothing_when_nothing_changed() {
         ),
         (Some("upgraded"), Some(2))
     );
-    std::fs::write(
-        d.dir.path().join("demo/frontend/public/index.html"),
-        "<h1>changed</h1>\n",
-    )
-    .unwrap();
+    // Unique content: the daemon may hold images of earlier runs (builds are content-addressed).
+    let page = format!("<h1>{}</h1>\n", d.namespace);
+    std::fs::write(d.dir.path().join("demo/frontend/public/index.html"), page).unwrap();
     let fourth = d.up();
     assert_eq!(image_statuses(&fourth), ["up-to-date", "built"]);
     assert_eq!(

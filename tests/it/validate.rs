@@ -10,21 +10,10 @@ fn reference_copy() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let root = support::project_root();
     for item in ["stack.yaml", "charts", "envs"] {
-        copy(&root.join(item), &tmp.path().join(item));
+        support::copy(&root.join(item), &tmp.path().join(item));
     }
     let _ = std::fs::remove_dir_all(tmp.path().join("charts/app/charts"));
     tmp
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 fn append(root: &Path, file: &str, text: &str) {

@@ -180,60 +180,46 @@ pub fn up(
             ])
     };
     let record = release::Record::path(project, &target.context, &namespace, &release);
-    let deployed = release::deployed_revision(host, base(&["status", &release, "-o", "json"]));
-    if let (Some(rev), Some(rec)) = (deployed, release::Record::load(&record)) {
-        if rec.fingerprint == fingerprint && rec.revision == rev {
-            return Ok(Report {
-                context: target.context,
-                namespace,
-                release,
-                env: env.name,
-                layers,
-                images: built.images,
-                helm: HelmStep::UpToDate { revision: rev },
-                fingerprint,
-            });
+    let helm_step = (|| -> anyhow::Result<HelmStep> {
+        let deployed = release::deployed_revision(host, base(&["status", &release, "-o", "json"]));
+        if let (Some(rev), Some(rec)) = (deployed, release::Record::load(&record)) {
+            if rec.fingerprint == fingerprint && rec.revision == rev {
+                return Ok(HelmStep::UpToDate { revision: rev });
+            }
         }
-    }
-
-    let mut upgrade = base(&[
-        "upgrade",
-        "--install",
-        &release,
-        &chart_rel,
-        "--create-namespace",
-    ]);
-    for l in &layers {
-        upgrade = upgrade.args(["-f", l]);
-    }
-    let command = upgrade.short_line();
-    if opts.dry_run {
-        return Ok(Report {
-            context: target.context,
-            namespace,
-            release,
-            env: env.name,
-            layers,
-            images: built.images,
-            helm: HelmStep::WouldUpgrade { command },
-            fingerprint,
-        });
-    }
-    release::write_atomic(
-        &project.root.join(&overrides_rel),
-        &serde_json::to_string_pretty(&overrides)?,
-    )?;
-    release::vendor_dependencies(project, host, &helm, &chart_rel)?;
-    // Re-checked right before the mutating step: nothing ever deploys to a context outside the allowlist.
-    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
-    host.runner.run(&upgrade).map_err(|e| StackError::config(None, e.to_string(), "see helm's message above; `stack validate envs --helm` reproduces template errors offline"))?;
-    let revision =
-        release::deployed_revision(host, base(&["status", &release, "-o", "json"])).unwrap_or(0);
-    release::Record {
-        fingerprint: fingerprint.clone(),
-        revision,
-    }
-    .save(&record)?;
+        let mut upgrade = base(&[
+            "upgrade",
+            "--install",
+            &release,
+            &chart_rel,
+            "--create-namespace",
+        ]);
+        for l in &layers {
+            upgrade = upgrade.args(["-f", l]);
+        }
+        let command = upgrade.short_line();
+        if opts.dry_run {
+            return Ok(HelmStep::WouldUpgrade { command });
+        }
+        release::write_atomic(
+            &project.root.join(&overrides_rel),
+            &serde_json::to_string_pretty(&overrides)?,
+        )?;
+        release::vendor_dependencies(project, host, &helm, &chart_rel)?;
+        // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
+        cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+        host.runner.run(&upgrade).map_err(|e| {
+            StackError::config(None, e.to_string(), "see helm's message above; `stack validate envs --helm` reproduces template errors offline")
+        })?;
+        let revision = release::deployed_revision(host, base(&["status", &release, "-o", "json"]))
+            .unwrap_or(0);
+        release::Record {
+            fingerprint: fingerprint.clone(),
+            revision,
+        }
+        .save(&record)?;
+        Ok(HelmStep::Upgraded { revision, command })
+    })()?;
     Ok(Report {
         context: target.context,
         namespace,
@@ -241,7 +227,7 @@ pub fn up(
         env: env.name,
         layers,
         images: built.images,
-        helm: HelmStep::Upgraded { revision, command },
+        helm: helm_step,
         fingerprint,
     })
 }
