@@ -104,7 +104,11 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 &view,
             )?;
             ui::up::print(&report, cli.format);
-            Ok(Outcome::Clean)
+            Ok(if report.ready() {
+                Outcome::Clean
+            } else {
+                Outcome::Findings
+            })
         }
         Command::Down(args) => {
             let project = load(&root)?;

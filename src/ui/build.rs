@@ -139,3 +139,13 @@ pub fn print(report: &Report, format: Format) {
         }
     }
 }
+
+impl crate::ops::up::Reporter for BuildView {
+    fn rollout(&self, p: &crate::kube::ResourceProgress) {
+        let state = if p.done { "ready" } else { "rolling out" };
+        self.say(format!(
+            "{}: {}/{} available, {} updated — {state}",
+            p.resource, p.available, p.desired, p.updated
+        ));
+    }
+}

@@ -1,6 +1,6 @@
 //! Rendering `stack up` / `stack down`.
 
-use crate::ops::up::{HelmStep, Report};
+use crate::ops::up::{HelmStep, Report, Rollout};
 use crate::ui::Format;
 use std::collections::BTreeMap;
 
@@ -25,6 +25,38 @@ pub fn print(report: &Report, format: Format) {
             println!("$ {command}\nrelease upgraded to revision {revision}")
         }
         HelmStep::WouldUpgrade { command } => println!("would run: {command}"),
+    }
+    match &report.rollout {
+        Rollout::Ready { seconds } => println!("ready in {seconds:.1}s"),
+        Rollout::NotWaited => {}
+        Rollout::Failed {
+            failures,
+            diagnostics,
+        } => {
+            println!("NOT READY:");
+            for f in failures {
+                let container = f
+                    .container
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                let owner = f
+                    .owner
+                    .as_deref()
+                    .map(|o| format!(" of {o}"))
+                    .unwrap_or_default();
+                println!(
+                    "  {}{container}{owner}: {} — {}",
+                    f.resource,
+                    f.reason.as_str(),
+                    f.message
+                );
+                for l in &f.last_logs {
+                    println!("    │ {l}");
+                }
+            }
+            println!("diagnostics (events, pods, logs, helm status): {diagnostics}/");
+        }
     }
 }
 

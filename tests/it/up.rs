@@ -130,6 +130,10 @@ fn up_deploys_then_does_nothing_when_nothing_changed() {
     let first = d.up();
     assert_eq!(first["helm"]["status"], "upgraded", "{first}");
     assert_eq!(first["helm"]["revision"], 1);
+    assert_eq!(
+        first["rollout"]["status"], "ready",
+        "waited for the Deployments: {first}"
+    );
     let cmd = first["helm"]["command"].as_str().unwrap();
     assert!(
         cmd.contains("--kube-context stack-rig")
@@ -162,6 +166,7 @@ fn up_deploys_then_does_nothing_when_nothing_changed() {
     let second = d.up();
     assert_eq!(image_statuses(&second), ["up-to-date", "up-to-date"]);
     assert_eq!(second["helm"]["status"], "up-to-date", "{second}");
+    assert_eq!(second["rollout"]["status"], "ready");
     assert_eq!(second["helm"]["revision"], 1);
     let history = d.kubectl(&[
         "get",
@@ -260,5 +265,45 @@ fn up_refuses_contexts_outside_the_allowlist_and_invalid_envs() {
     assert!(
         !text(&o.stderr).contains("building"),
         "nothing was built: {err}"
+    );
+}
+
+#[test]
+fn up_names_why_a_rollout_fails_and_writes_diagnostics() {
+    let Some(d) = dev() else { return };
+    // No node carries this label: the scheduler reports the pods Unschedulable.
+    let dev_yaml = d.dir.path().join("envs/local/dev.yaml");
+    let mut v = std::fs::read_to_string(&dev_yaml).unwrap();
+    v.push_str("frontend:\n  nodeSelector:\n    disk: none-such\n");
+    std::fs::write(&dev_yaml, v).unwrap();
+    let o = d.stack(&["up", "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["rollout"]["status"], "failed", "{report}");
+    let failures = report["rollout"]["failures"].as_array().unwrap();
+    assert!(
+        failures.iter().any(|f| f["reason"] == "Unschedulable"
+            && f["owner"].as_str().is_some_and(|o| o.contains("frontend"))),
+        "{failures:?}"
+    );
+    let dir = d
+        .dir
+        .path()
+        .join(report["rollout"]["diagnostics"].as_str().unwrap());
+    for f in ["events.txt", "helm-status.json"] {
+        assert!(dir.join(f).is_file(), "{} missing in {}", f, dir.display());
+    }
+    // The human view names the reason and where the diagnostics are.
+    let o = d.stack(&["up"]);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("Unschedulable") && out.contains(".stack/diagnostics/shop-dev/"),
+        "{out}"
     );
 }

@@ -39,6 +39,30 @@ pub enum HelmStep {
     },
 }
 
+/// How the release's Deployments ended up.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Rollout {
+    Ready {
+        seconds: f64,
+    },
+    /// Named reasons, and where the diagnostics were written.
+    Failed {
+        failures: Vec<crate::kube::Failure>,
+        diagnostics: String,
+    },
+    /// `--dry-run`: nothing was waited for.
+    NotWaited,
+}
+
+/// Progress of `stack up` for the UI: builds, then the rollout.
+pub trait Reporter: build::Reporter {
+    fn rollout(&self, progress: &crate::kube::ResourceProgress);
+}
+
+/// How long a rollout may take before `stack up` names what is not ready.
+const ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub context: String,
@@ -49,7 +73,14 @@ pub struct Report {
     pub layers: Vec<String>,
     pub images: Vec<build::ImageResult>,
     pub helm: HelmStep,
+    pub rollout: Rollout,
     pub fingerprint: String,
+}
+
+impl Report {
+    pub fn ready(&self) -> bool {
+        !matches!(self.rollout, Rollout::Failed { .. })
+    }
 }
 
 /// The dev target: `dev.env`, else `local/dev`, else the only `local/*` target.
@@ -81,7 +112,7 @@ pub fn up(
     project: &Project,
     host: &Host,
     opts: &Options,
-    reporter: &dyn build::Reporter,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<Report> {
     let cluster_opts = cluster::Options {
         dry_run: opts.dry_run,
@@ -220,6 +251,11 @@ pub fn up(
         .save(&record)?;
         Ok(HelmStep::Upgraded { revision, command })
     })()?;
+    let rollout = if opts.dry_run {
+        Rollout::NotWaited
+    } else {
+        wait_for_rollout(project, host, &target, &namespace, &release, reporter)?
+    };
     Ok(Report {
         context: target.context,
         namespace,
@@ -228,7 +264,63 @@ pub fn up(
         layers,
         images: built.images,
         helm: helm_step,
+        rollout,
         fingerprint,
+    })
+}
+
+/// Watches the release's Deployments until Available; on a named failure or the timeout, writes
+/// diagnostics under `.stack/diagnostics/<release>/`.
+fn wait_for_rollout(
+    project: &Project,
+    host: &Host,
+    target: &cluster::Target,
+    namespace: &str,
+    release: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Rollout> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let kubeconfig = project.root.join(&target.kubeconfig);
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        let client = crate::kube::client(&kubeconfig, &target.context).await?;
+        let progress = |p: crate::kube::ResourceProgress| reporter.rollout(&p);
+        match crate::kube::wait::wait_ready(
+            &client,
+            namespace,
+            &selector,
+            ROLLOUT_TIMEOUT,
+            &progress,
+        )
+        .await?
+        {
+            crate::kube::wait::Readiness::Ready => Ok(Rollout::Ready {
+                seconds: start.elapsed().as_secs_f64(),
+            }),
+            crate::kube::wait::Readiness::Failed(failures) => {
+                let dir = project.root.join(".stack/diagnostics").join(release);
+                let helm = crate::kube::diagnostics::HelmStatus {
+                    host,
+                    release,
+                    context: &target.context,
+                    kubeconfig: &kubeconfig,
+                };
+                crate::kube::diagnostics::collect(&client, namespace, &selector, &dir, Some(&helm))
+                    .await?;
+                let shown = dir
+                    .strip_prefix(&project.root)
+                    .unwrap_or(&dir)
+                    .display()
+                    .to_string();
+                Ok(Rollout::Failed {
+                    failures,
+                    diagnostics: shown,
+                })
+            }
+        }
     })
 }
 
