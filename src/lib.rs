@@ -12,4 +12,5 @@ pub mod ops;
 pub mod tool;
 pub mod ui;
 pub mod values;
+pub mod watch;
 pub mod yaml;
