@@ -97,18 +97,18 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 context: args.context,
             };
             let view = ui::build::BuildView::new(cli.format);
-            let report = ops::up::up(
-                &project,
-                &tool::Host::from_env(&tool::RealRunner),
-                &opts,
-                &view,
-            )?;
+            let host = tool::Host::from_env(&tool::RealRunner);
+            let report = ops::up::up(&project, &host, &opts, &view)?;
             ui::up::print(&report, cli.format);
-            Ok(if report.ready() {
-                Outcome::Clean
-            } else {
-                Outcome::Findings
-            })
+            if args.once || args.dry_run {
+                return Ok(if report.ready() {
+                    Outcome::Clean
+                } else {
+                    Outcome::Findings
+                });
+            }
+            ops::up::session::run(&project, &host, &opts, report, &view)?;
+            Ok(Outcome::Clean)
         }
         Command::Down(args) => {
             let project = load(&root)?;

@@ -101,6 +101,9 @@ pub struct BuildArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
+    /// Converge and wait for the rollout, then exit (no watching): for scripts and CI.
+    #[arg(long)]
+    pub once: bool,
     /// Show what would happen (cache decisions, the helm command) and change nothing.
     #[arg(long)]
     pub dry_run: bool,

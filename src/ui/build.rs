@@ -30,7 +30,7 @@ impl BuildView {
         }
     }
 
-    fn say(&self, line: String) {
+    pub(crate) fn say(&self, line: String) {
         if self.format == Format::Json {
             return;
         }

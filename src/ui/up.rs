@@ -72,3 +72,50 @@ pub fn print_down(done: &BTreeMap<String, String>, format: Format) {
         println!("{what}: {how}");
     }
 }
+
+impl crate::ops::up::session::SessionReporter for crate::ui::build::BuildView {
+    fn session(&self, event: crate::ops::up::session::Event<'_>) {
+        use crate::ops::up::session::Event;
+        let line = match event {
+            Event::Watching { roots } => format!(
+                "watching {} — save a file to sync it; Ctrl-C to stop",
+                roots.join(", ")
+            ),
+            Event::Synced {
+                image,
+                files,
+                deletes,
+                pods,
+                millis,
+            } => {
+                format!(
+                    "{image}: synced {files} file(s), {deletes} deletion(s) into {} in {millis} ms",
+                    if pods.is_empty() {
+                        "no running pod".to_owned()
+                    } else {
+                        pods.join(", ")
+                    }
+                )
+            }
+            Event::Rebuilding { image, because } => {
+                format!("{image}: {because} changed — rebuilding and redeploying")
+            }
+            Event::Redeployed(r) => format!(
+                "redeployed: release {} {}",
+                r.release,
+                match &r.helm {
+                    HelmStep::Upgraded { revision, .. } =>
+                        format!("upgraded to revision {revision}"),
+                    HelmStep::UpToDate { revision } => format!("unchanged at revision {revision}"),
+                    HelmStep::WouldUpgrade { .. } => String::new(),
+                }
+            ),
+            Event::DotenvSynced { config_map, keys } => {
+                format!("configmap/{config_map}: {keys} key(s) synced")
+            }
+            Event::Problem(p) => format!("problem: {p}"),
+            Event::Stopped => "stopped: port-forwards and watchers closed".to_owned(),
+        };
+        self.say(line);
+    }
+}

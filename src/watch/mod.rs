@@ -20,6 +20,8 @@ pub struct Root {
     pub name: String,
     pub dir: PathBuf,
     pub ignore: Gitignore,
+    /// Watch below `dir` too (image contexts), or only its direct entries (a single file's dir).
+    pub recursive: bool,
 }
 
 /// One path that changed: relative to its root, and whether it exists now.
@@ -59,31 +61,52 @@ pub fn start(roots: Vec<Root>) -> Result<(Watcher, mpsc::Receiver<Batch>), Stack
     .map_err(inotify_error)?;
     use notify::Watcher as _;
     for r in &roots {
-        watcher.watch(&r.dir, notify::RecursiveMode::Recursive).map_err(inotify_error)?;
+        let mode = if r.recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        watcher.watch(&r.dir, mode).map_err(inotify_error)?;
     }
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("stack-watch".into())
         .spawn(move || debounce(&roots, &raw_rx, &tx))
-        .map_err(|e| StackError::config(None, format!("cannot start the watcher thread: {e}"), "this is a bug; please report it"))?;
+        .map_err(|e| {
+            StackError::config(
+                None,
+                format!("cannot start the watcher thread: {e}"),
+                "this is a bug; please report it",
+            )
+        })?;
     Ok((Watcher { _inner: watcher }, rx))
 }
 
 fn inotify_error(e: notify::Error) -> StackError {
     let text = e.to_string();
-    let limit = matches!(e.kind, notify::ErrorKind::MaxFilesWatch) || text.contains("No space left on device") || text.contains("Too many open files");
+    let limit = matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
+        || text.contains("No space left on device")
+        || text.contains("Too many open files");
     if limit {
         StackError::Unreachable {
             what: "file watching (inotify)".into(),
             hint: "the kernel's inotify limit is reached: `sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512` (persist it in /etc/sysctl.d/)".into(),
         }
     } else {
-        StackError::config(None, format!("cannot watch files: {text}"), "check that the image contexts exist and are readable")
+        StackError::config(
+            None,
+            format!("cannot watch files: {text}"),
+            "check that the image contexts exist and are readable",
+        )
     }
 }
 
 /// Collects raw events into batches: the window opens at the first event and closes `DEBOUNCE` later.
-fn debounce(roots: &[Root], raw: &mpsc::Receiver<notify::Result<notify::Event>>, out: &mpsc::Sender<Batch>) {
+fn debounce(
+    roots: &[Root],
+    raw: &mpsc::Receiver<notify::Result<notify::Event>>,
+    out: &mpsc::Sender<Batch>,
+) {
     loop {
         let Ok(first) = raw.recv() else { return };
         let deadline = Instant::now() + DEBOUNCE;
@@ -117,7 +140,9 @@ fn collect(ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>) {
 pub fn classify(roots: &[Root], paths: Vec<PathBuf>) -> Batch {
     let mut batch: Batch = BTreeMap::new();
     for p in paths {
-        let Some(root) = roots.iter().find(|r| p.starts_with(&r.dir)) else { continue };
+        let Some(root) = roots.iter().find(|r| p.starts_with(&r.dir)) else {
+            continue;
+        };
         let rel = rel_path(&root.dir, &p);
         if rel.is_empty() || is_noise(&rel) {
             continue;
@@ -126,7 +151,11 @@ pub fn classify(roots: &[Root], paths: Vec<PathBuf>) -> Batch {
         if exists && p.is_dir() {
             continue;
         }
-        if root.ignore.matched_path_or_any_parents(&rel, false).is_ignore() {
+        if root
+            .ignore
+            .matched_path_or_any_parents(&rel, false)
+            .is_ignore()
+        {
             continue;
         }
         let changes = batch.entry(root.name.clone()).or_default();
@@ -143,7 +172,10 @@ pub fn classify(roots: &[Root], paths: Vec<PathBuf>) -> Batch {
 }
 
 fn rel_path(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 #[cfg(test)]
@@ -155,7 +187,12 @@ mod tests {
         for p in patterns {
             b.add_line(None, p).unwrap();
         }
-        Root { name: "app".into(), dir: dir.to_path_buf(), ignore: b.build().unwrap() }
+        Root {
+            name: "app".into(),
+            dir: dir.to_path_buf(),
+            ignore: b.build().unwrap(),
+            recursive: true,
+        }
     }
 
     #[test]
@@ -164,14 +201,31 @@ mod tests {
         std::fs::create_dir_all(d.path().join("src")).unwrap();
         std::fs::write(d.path().join("src/a.py"), "").unwrap();
         let r = root(d.path(), &["*.log"]);
-        let paths = ["src/a.py", "src/a.py", "src/.a.py.swp", "x.log", ".git/index", "gone.txt", "src"]
-            .iter()
-            .map(|p| d.path().join(p))
-            .collect();
+        let paths = [
+            "src/a.py",
+            "src/a.py",
+            "src/.a.py.swp",
+            "x.log",
+            ".git/index",
+            "gone.txt",
+            "src",
+        ]
+        .iter()
+        .map(|p| d.path().join(p))
+        .collect();
         let batch = classify(&[r], paths);
         assert_eq!(
             batch["app"],
-            [Change { rel: "gone.txt".into(), exists: false }, Change { rel: "src/a.py".into(), exists: true }]
+            [
+                Change {
+                    rel: "gone.txt".into(),
+                    exists: false
+                },
+                Change {
+                    rel: "src/a.py".into(),
+                    exists: true
+                }
+            ]
         );
     }
 
@@ -187,7 +241,9 @@ mod tests {
         let mut seen: Vec<String> = batch["app"].iter().map(|c| c.rel.clone()).collect();
         // Late events of the same burst may spill into a second window; all files are reported.
         while seen.len() < 5 {
-            let more = rx.recv_timeout(Duration::from_secs(5)).expect("the rest of the burst");
+            let more = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the rest of the burst");
             seen.extend(more["app"].iter().map(|c| c.rel.clone()));
             seen.sort();
             seen.dedup();

@@ -75,7 +75,7 @@ impl Dev {
     }
 
     fn up(&self) -> serde_json::Value {
-        let o = self.stack(&["up", "--format", "json"]);
+        let o = self.stack(&["up", "--once", "--format", "json"]);
         assert_eq!(
             o.status.code(),
             Some(0),
@@ -235,7 +235,7 @@ fn up_refuses_contexts_outside_the_allowlist_and_invalid_envs() {
         .unwrap()
         .replace("allowedContexts: [stack-rig]", "allowedContexts: []");
     std::fs::write(d.dir.path().join("stack.yaml"), &yaml).unwrap();
-    let o = d.stack(&["up"]);
+    let o = d.stack(&["up", "--once"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("refusing to deploy on context `stack-rig`"),
@@ -255,7 +255,7 @@ fn up_refuses_contexts_outside_the_allowlist_and_invalid_envs() {
     let mut v = std::fs::read_to_string(&dev_yaml).unwrap();
     v.push_str("frontend:\n  replicaCount: many\n");
     std::fs::write(&dev_yaml, v).unwrap();
-    let o = d.stack(&["up"]);
+    let o = d.stack(&["up", "--once"]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert!(
@@ -276,7 +276,7 @@ fn up_names_why_a_rollout_fails_and_writes_diagnostics() {
     let mut v = std::fs::read_to_string(&dev_yaml).unwrap();
     v.push_str("frontend:\n  nodeSelector:\n    disk: none-such\n");
     std::fs::write(&dev_yaml, v).unwrap();
-    let o = d.stack(&["up", "--format", "json"]);
+    let o = d.stack(&["up", "--once", "--format", "json"]);
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -300,7 +300,7 @@ fn up_names_why_a_rollout_fails_and_writes_diagnostics() {
         assert!(dir.join(f).is_file(), "{} missing in {}", f, dir.display());
     }
     // The human view names the reason and where the diagnostics are.
-    let o = d.stack(&["up"]);
+    let o = d.stack(&["up", "--once"]);
     let out = text(&o.stdout);
     assert!(
         out.contains("Unschedulable") && out.contains(".stack/diagnostics/shop-dev/"),

@@ -6,6 +6,7 @@
 //! image references included) makes an up-to-date `stack up` do no build and no helm upgrade.
 
 mod release;
+pub mod session;
 
 use crate::config::cluster::Provider;
 use crate::config::Project;
@@ -322,6 +323,19 @@ fn wait_for_rollout(
             }
         }
     })
+}
+
+/// The kubeconfig file (relative to the root for clusters stack created) the dev cluster uses.
+fn kubeconfig_of(project: &Project, host: &Host, opts: &Options) -> Result<String, StackError> {
+    let t = cluster::resolve(
+        project,
+        host,
+        &cluster::Options {
+            dry_run: opts.dry_run,
+            context: opts.context.clone(),
+        },
+    )?;
+    Ok(t.kubeconfig)
 }
 
 /// `<path>.repository` / `<path>.tag` for every image with `values:` paths, from where it was delivered.

@@ -1,0 +1,433 @@
+//! The inner loop after the first converge: watch the image contexts, live-sync matching changes
+//! into the running containers (exec + tar, never replacing the pod), fall back to rebuild +
+//! redeploy for `rebuildOn` changes and files no sync rule covers, keep the `.env` ConfigMap in
+//! sync, and stop cleanly on Ctrl-C.
+//!
+//! The loop itself is synchronous (one thread, one message at a time: a batch of changes or stop);
+//! async work (exec, the ConfigMap) runs on a runtime it owns, so a rebuild (which drives its own
+//! runtimes) is a plain call and nothing is left running after stop.
+
+use super::{up, Options, Report, Reporter};
+use crate::config::images::ImageConfig;
+use crate::config::Project;
+use crate::error::StackError;
+use crate::image::context;
+use crate::kube::sync::SyncSet;
+use crate::tool::Host;
+use crate::watch::{self, Batch, Change, Root};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// What the loop tells the UI.
+pub enum Event<'a> {
+    Watching {
+        roots: Vec<String>,
+    },
+    Synced {
+        image: &'a str,
+        files: usize,
+        deletes: usize,
+        pods: Vec<String>,
+        millis: u128,
+    },
+    Rebuilding {
+        image: &'a str,
+        because: &'a str,
+    },
+    Redeployed(&'a Report),
+    DotenvSynced {
+        config_map: &'a str,
+        keys: usize,
+    },
+    Problem(String),
+    Stopped,
+}
+
+pub trait SessionReporter: Reporter {
+    fn session(&self, event: Event<'_>);
+}
+
+enum Msg {
+    Batch(Batch),
+    Stop,
+}
+
+/// What to do with one image's changes.
+#[derive(Debug, PartialEq)]
+enum Action {
+    Sync(Vec<SyncSet>),
+    Rebuild(String),
+}
+
+struct ImageRules {
+    context: PathBuf,
+    rebuild_on: Gitignore,
+    /// (pattern matcher, the pattern's literal directory prefix, container dest)
+    sync: Vec<(Gitignore, String, String)>,
+}
+
+fn matcher(root: &Path, patterns: &[&str]) -> Result<Gitignore, StackError> {
+    let mut b = GitignoreBuilder::new(root);
+    for p in patterns {
+        b.add_line(None, p).map_err(|e| {
+            StackError::config(None, format!("pattern `{p}`: {e}"), "use gitignore syntax")
+        })?;
+    }
+    b.build()
+        .map_err(|e| StackError::config(None, e.to_string(), "fix the pattern"))
+}
+
+/// `public/**` → `public`: the part of a pattern before its first glob character, as a directory.
+fn literal_prefix(pattern: &str) -> String {
+    let cut = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
+    let lit = &pattern[..cut];
+    match lit.rfind('/') {
+        Some(i) if cut < pattern.len() => lit[..i].trim_start_matches('/').to_owned(),
+        _ if cut < pattern.len() => String::new(),
+        _ => lit
+            .trim_start_matches('/')
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+impl ImageRules {
+    fn new(context: PathBuf, cfg: &ImageConfig) -> Result<Self, StackError> {
+        let rebuild_on = matcher(
+            &context,
+            &cfg.rebuild_on
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )?;
+        let sync = cfg
+            .sync
+            .iter()
+            .map(|r| {
+                Ok((
+                    matcher(&context, &[r.src.as_str()])?,
+                    literal_prefix(&r.src),
+                    r.dest.clone(),
+                ))
+            })
+            .collect::<Result<_, StackError>>()?;
+        Ok(ImageRules {
+            context,
+            rebuild_on,
+            sync,
+        })
+    }
+
+    /// Sync what the rules cover; anything else (or a `rebuildOn` match) means a rebuild.
+    fn action(&self, changes: &[Change]) -> Action {
+        let mut sets: BTreeMap<String, SyncSet> = BTreeMap::new();
+        for c in changes {
+            if self
+                .rebuild_on
+                .matched_path_or_any_parents(&c.rel, false)
+                .is_ignore()
+            {
+                return Action::Rebuild(c.rel.clone());
+            }
+            let Some((_, prefix, dest)) = self
+                .sync
+                .iter()
+                .find(|(m, _, _)| m.matched_path_or_any_parents(&c.rel, false).is_ignore())
+            else {
+                return Action::Rebuild(c.rel.clone());
+            };
+            let under = c
+                .rel
+                .strip_prefix(prefix.as_str())
+                .unwrap_or(&c.rel)
+                .trim_start_matches('/')
+                .to_owned();
+            let set = sets.entry(dest.clone()).or_insert_with(|| SyncSet {
+                dest: dest.clone(),
+                ..Default::default()
+            });
+            if c.exists {
+                set.files.push((self.context.join(&c.rel), under));
+            } else {
+                set.deletes.push(under);
+            }
+        }
+        Action::Sync(sets.into_values().collect())
+    }
+}
+
+/// Runs the loop until Ctrl-C (or `stop` receives a message, for tests and embedding).
+pub fn run(
+    project: &Project,
+    host: &Host,
+    opts: &Options,
+    first: Report,
+    reporter: &dyn SessionReporter,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let kubeconfig = project
+        .root
+        .join(super::kubeconfig_of(project, host, opts)?);
+    let client = rt.block_on(crate::kube::client(&kubeconfig, &first.context))?;
+
+    let mut rules = BTreeMap::new();
+    let mut roots = Vec::new();
+    for (name, cfg) in &project.config.images {
+        let Some(dir) = context::resolve_dir(&project.root, &cfg.context) else {
+            continue;
+        };
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let mut ignore_lines: Vec<String> = cfg.ignore.clone();
+        if let Ok(gi) = std::fs::read_to_string(dir.join(".gitignore")) {
+            ignore_lines.extend(gi.lines().map(str::to_owned));
+        }
+        roots.push(Root {
+            name: name.clone(),
+            ignore: context::ignore_matcher(&dir, &ignore_lines)?,
+            dir: dir.clone(),
+            recursive: true,
+        });
+        rules.insert(name.clone(), ImageRules::new(dir, cfg)?);
+    }
+    let dotenv = project.config.dev.dotenv.as_ref();
+    if let Some(d) = dotenv {
+        let file = project.root.join(&d.file);
+        let dir = file.parent().unwrap_or(&project.root).to_path_buf();
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        roots.push(Root {
+            name: "\0dotenv".into(),
+            ignore: matcher(&dir, &["/*", &format!("!/{name}")])?,
+            dir,
+            recursive: false,
+        });
+        sync_dotenv(&rt, &client, project, &first.namespace, reporter);
+    }
+    reporter.session(Event::Watching {
+        roots: roots
+            .iter()
+            .filter(|r| !r.name.starts_with('\0'))
+            .map(|r| r.name.clone())
+            .collect(),
+    });
+
+    let (_watcher, batches) = watch::start(roots)?;
+    let (tx, rx) = mpsc::channel();
+    let stop_tx = tx.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(Msg::Stop);
+        }
+    });
+    std::thread::spawn(move || {
+        while let Ok(b) = batches.recv() {
+            if tx.send(Msg::Batch(b)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut current = first;
+    while let Ok(msg) = rx.recv() {
+        let Msg::Batch(batch) = msg else { break };
+        for (image, changes) in &batch {
+            if image.starts_with('\0') {
+                sync_dotenv(&rt, &client, project, &current.namespace, reporter);
+                continue;
+            }
+            let Some(r) = rules.get(image) else { continue };
+            match r.action(changes) {
+                Action::Sync(sets) => {
+                    let started = Instant::now();
+                    match rt.block_on(sync_image(&client, &current, image, &sets)) {
+                        Ok(pods) => reporter.session(Event::Synced {
+                            image,
+                            files: sets.iter().map(|s| s.files.len()).sum(),
+                            deletes: sets.iter().map(|s| s.deletes.len()).sum(),
+                            pods,
+                            millis: started.elapsed().as_millis(),
+                        }),
+                        Err(e) => reporter.session(Event::Problem(e.to_string())),
+                    }
+                }
+                Action::Rebuild(because) => {
+                    reporter.session(Event::Rebuilding {
+                        image,
+                        because: &because,
+                    });
+                    match up(project, host, opts, reporter) {
+                        Ok(report) => {
+                            reporter.session(Event::Redeployed(&report));
+                            current = report;
+                        }
+                        Err(e) => reporter.session(Event::Problem(format!("{e:#}"))),
+                    }
+                }
+            }
+        }
+    }
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    reporter.session(Event::Stopped);
+    Ok(())
+}
+
+/// The running pods of the release whose containers run `image` (as last deployed).
+async fn sync_image(
+    client: &kube::Client,
+    report: &Report,
+    image: &str,
+    sets: &[SyncSet],
+) -> Result<Vec<String>, StackError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let reference = report
+        .images
+        .iter()
+        .find(|i| i.name == image)
+        .map(|i| {
+            i.delivered
+                .clone()
+                .filter(|d| !d.contains(' '))
+                .unwrap_or_else(|| i.reference.clone())
+        })
+        .unwrap_or_default();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &report.namespace);
+    let lp = kube::api::ListParams::default()
+        .labels(&format!("app.kubernetes.io/instance={}", report.release));
+    let list = pods.list(&lp).await.map_err(|e| StackError::Unreachable {
+        what: format!("pods of {}", report.release),
+        hint: e.to_string(),
+    })?;
+    let mut synced = Vec::new();
+    for pod in list.items {
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !running || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        for c in pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter(|c| c.image.as_deref() == Some(reference.as_str()))
+        {
+            for set in sets {
+                crate::kube::sync::apply(client, &report.namespace, &name, &c.name, set).await?;
+            }
+            synced.push(format!("{name}/{}", c.name));
+        }
+    }
+    Ok(synced)
+}
+
+/// Creates or updates the `.env` ConfigMap (server-side apply); values are never printed.
+fn sync_dotenv(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    project: &Project,
+    namespace: &str,
+    reporter: &dyn SessionReporter,
+) {
+    let Some(d) = &project.config.dev.dotenv else {
+        return;
+    };
+    let data = crate::config::dotenv::parse(
+        &std::fs::read_to_string(project.root.join(&d.file)).unwrap_or_default(),
+    );
+    let keys = data.len();
+    let cm = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": d.config_map, "namespace": namespace, "labels": { "dev.stack.owned": "true" } },
+        "data": data,
+    });
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let pp = kube::api::PatchParams::apply("stack").force();
+    match rt.block_on(api.patch(&d.config_map, &pp, &kube::api::Patch::Apply(cm))) {
+        Ok(_) => reporter.session(Event::DotenvSynced {
+            config_map: &d.config_map,
+            keys,
+        }),
+        Err(e) => reporter.session(Event::Problem(format!(
+            "ConfigMap {} from {}: {e}",
+            d.config_map, d.file
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(sync: &[(&str, &str)], rebuild: &[&str]) -> ImageRules {
+        let cfg: ImageConfig = serde_json::from_value(serde_json::json!({
+            "context": ".",
+            "sync": sync.iter().map(|(s, d)| serde_json::json!({"src": s, "dest": d})).collect::<Vec<_>>(),
+            "rebuildOn": rebuild,
+        }))
+        .unwrap();
+        ImageRules::new(PathBuf::from("/ctx"), &cfg).unwrap()
+    }
+
+    fn change(rel: &str, exists: bool) -> Change {
+        Change {
+            rel: rel.into(),
+            exists,
+        }
+    }
+
+    #[test]
+    fn sync_maps_below_the_pattern_prefix() {
+        let r = rules(
+            &[("public/**", "/app/public")],
+            &["Dockerfile", "requirements.txt"],
+        );
+        let Action::Sync(sets) = r.action(&[
+            change("public/api/x.json", true),
+            change("public/old.html", false),
+        ]) else {
+            panic!()
+        };
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].dest, "/app/public");
+        assert_eq!(
+            sets[0].files,
+            [(
+                PathBuf::from("/ctx/public/api/x.json"),
+                "api/x.json".to_owned()
+            )]
+        );
+        assert_eq!(sets[0].deletes, ["old.html"]);
+    }
+
+    #[test]
+    fn rebuild_on_and_uncovered_files_rebuild() {
+        let r = rules(&[("public/**", "/app/public")], &["Dockerfile"]);
+        assert_eq!(
+            r.action(&[change("public/a", true), change("Dockerfile", true)]),
+            Action::Rebuild("Dockerfile".into())
+        );
+        assert_eq!(
+            r.action(&[change("src/main.py", true)]),
+            Action::Rebuild("src/main.py".into())
+        );
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("public/**"), "public");
+        assert_eq!(literal_prefix("src/app/*.py"), "src/app");
+        assert_eq!(literal_prefix("**/*.py"), "");
+        assert_eq!(literal_prefix("config/settings.toml"), "config");
+    }
+}
