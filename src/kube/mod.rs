@@ -7,6 +7,7 @@
 
 mod classify;
 pub mod diagnostics;
+pub mod sync;
 mod fsio;
 pub mod wait;
 
