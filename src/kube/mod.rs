@@ -1,5 +1,6 @@
 //! Kubernetes through kube-rs: a client pinned to an explicit kubeconfig file and context, rollout
-//! waiting with named failure reasons, and a diagnostics directory for when it goes wrong.
+//! waiting with named failure reasons, a diagnostics directory for when it goes wrong, and the
+//! inner loop's port-forwards and log following.
 //!
 //! Invariants: a client is only ever built from a kubeconfig file and a context named by the caller
 //! (never "the current context"); waiting uses watches, never polling; nothing here prints (progress
@@ -7,8 +8,10 @@
 
 mod classify;
 pub mod diagnostics;
-pub mod sync;
+pub mod forward;
 mod fsio;
+pub mod logs;
+pub mod sync;
 pub mod wait;
 
 pub use classify::{Failure, Reason};

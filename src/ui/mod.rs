@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cluster;
+pub mod logs;
 pub mod up;
 
 use crate::diag::{Finding, Severity};

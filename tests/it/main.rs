@@ -11,6 +11,7 @@
 mod build;
 mod cluster;
 mod conformance;
+mod forward;
 mod rig;
 mod schema_conformance;
 mod support;
