@@ -8,6 +8,9 @@ use kube::api::{Api, AttachParams};
 use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// tar's default record size (blocking factor 20 × 512).
+const TAR_RECORD: usize = 10240;
+
 /// What to sync into one destination directory of a container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncSet {
@@ -96,7 +99,11 @@ pub async fn apply(
             tar.append_path_with_name(local, rel)
                 .map_err(|e| fail(format!("reading {}: {e}", local.display())))?;
         }
-        let bytes = tar.into_inner().map_err(|e| fail(e.to_string()))?;
+        let mut bytes = tar.into_inner().map_err(|e| fail(e.to_string()))?;
+        // Pad to tar's 10240-byte record, as `tar -c` does: `tar -x` then stops at the end-of-archive
+        // blocks by itself, even where the exec transport never delivers stdin EOF (exec protocols
+        // before v5, and simulated runtimes).
+        bytes.resize(bytes.len().div_ceil(TAR_RECORD) * TAR_RECORD, 0);
         let cmd = ["tar", "-x", "-f", "-", "-C", &set.dest]
             .iter()
             .map(|s| s.to_string())

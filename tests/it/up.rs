@@ -307,3 +307,179 @@ fn up_names_why_a_rollout_fails_and_writes_diagnostics() {
         "{out}"
     );
 }
+
+/// `stack up` running in the background, its stdout lines collected.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn wait_for(&self, what: &str, timeout: std::time::Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(what)) {
+                return l.clone();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no line with {what:?} within {timeout:?}; output so far:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c() {
+    let Some(d) = dev() else { return };
+    // The simulated container's filesystem: kwok runs exec'd commands in this directory, so the
+    // sync destination is a path inside it.
+    let container_fs = tempfile::tempdir().unwrap();
+    let dest = container_fs.path().join("app/public");
+    std::fs::create_dir_all(&dest).unwrap();
+    let yaml = std::fs::read_to_string(d.dir.path().join("stack.yaml"))
+        .unwrap()
+        .replace("dest: /app/public", &format!("dest: {}", dest.display()));
+    std::fs::write(d.dir.path().join("stack.yaml"), yaml).unwrap();
+    let exec = format!(
+        r#"{{"apiVersion":"kwok.x-k8s.io/v1alpha1","kind":"ClusterExec","metadata":{{"name":"{ns}"}},"spec":{{"selector":{{"matchNamespaces":["{ns}"]}},"execs":[{{"local":{{"workDir":"{dir}"}}}}]}}}}"#,
+        ns = d.namespace,
+        dir = container_fs.path().display()
+    );
+    let mut apply = d
+        .cmd(&d.env.bin_dir.join("kubectl"))
+        .args(["--context", "stack-rig", "apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(apply.stdin.as_mut().unwrap(), exec.as_bytes()).unwrap();
+    drop(apply.stdin.take());
+    assert!(apply.wait().unwrap().success());
+
+    let mut child = d
+        .cmd(&support::stack_bin())
+        .arg("up")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(l);
+            }
+        });
+    }
+    let run = Running { child, lines };
+    run.wait_for(
+        "watching backend, frontend",
+        std::time::Duration::from_secs(60),
+    );
+    let pod_uid = || {
+        d.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &d.namespace,
+            "-l",
+            "app.kubernetes.io/name=backend-api",
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ])
+    };
+    let before = pod_uid();
+    assert!(!before.is_empty());
+
+    // A synced file: the new content lands in the container, the pod is not replaced.
+    let content = format!("{{\"status\": \"edited {}\"}}\n", d.namespace);
+    std::fs::write(
+        d.dir.path().join("demo/backend/public/api/health.json"),
+        &content,
+    )
+    .unwrap();
+    let synced = run.wait_for(
+        "backend: synced 1 file(s)",
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("api/health.json")).unwrap(),
+        content,
+        "{synced}"
+    );
+    assert_eq!(pod_uid(), before, "a sync never replaces the pod");
+    // A deletion is synced as a deletion.
+    std::fs::remove_file(d.dir.path().join("demo/backend/public/api/items.json")).unwrap();
+    std::fs::write(dest.join("api/items.json"), "stale").unwrap();
+    run.wait_for("1 deletion(s)", std::time::Duration::from_secs(20));
+    assert!(!dest.join("api/items.json").exists());
+
+    // A rebuildOn file: rebuild, helm upgrade, rollout.
+    let dockerfile = d.dir.path().join("demo/backend/Dockerfile");
+    let mut df = std::fs::read_to_string(&dockerfile).unwrap();
+    df.push_str(&format!("# {}\n", d.namespace));
+    std::fs::write(&dockerfile, df).unwrap();
+    run.wait_for(
+        "backend: Dockerfile changed — rebuilding",
+        std::time::Duration::from_secs(20),
+    );
+    run.wait_for(
+        "redeployed: release shop-dev upgraded to revision 2",
+        std::time::Duration::from_secs(60),
+    );
+
+    // Ctrl-C: a clean stop, exit 0, no child process left behind.
+    let pid = run.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut run = run;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "stack up did not stop on SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    run.wait_for("stopped", std::time::Duration::from_secs(2));
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &pid])
+        .output()
+        .unwrap();
+    assert!(
+        text(&children.stdout).trim().is_empty(),
+        "children left: {}",
+        text(&children.stdout)
+    );
+    let _ = d
+        .cmd(&d.env.bin_dir.join("kubectl"))
+        .args([
+            "--context",
+            "stack-rig",
+            "delete",
+            "clusterexec",
+            &d.namespace,
+        ])
+        .output();
+}

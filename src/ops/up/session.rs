@@ -213,15 +213,14 @@ pub fn run(
         });
         sync_dotenv(&rt, &client, project, &first.namespace, reporter);
     }
-    reporter.session(Event::Watching {
-        roots: roots
-            .iter()
-            .filter(|r| !r.name.starts_with('\0'))
-            .map(|r| r.name.clone())
-            .collect(),
-    });
-
+    let watched: Vec<String> = roots
+        .iter()
+        .filter(|r| !r.name.starts_with('\0'))
+        .map(|r| r.name.clone())
+        .collect();
     let (_watcher, batches) = watch::start(roots)?;
+    // Only now are the watches in place: a save after this line is seen.
+    reporter.session(Event::Watching { roots: watched });
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
     rt.spawn(async move {
