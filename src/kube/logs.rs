@@ -57,8 +57,7 @@ pub async fn follow(
     let pods: Api<Pod> = Api::namespaced(client, &namespace);
     let mut events =
         pin!(watcher(pods.clone(), watcher::Config::default().labels(&selector)).default_backoff());
-    // (pod uid, container) → the restart count whose stream was started.
-    let mut started: BTreeMap<(String, String), i32> = BTreeMap::new();
+    let mut started = Started::new();
     let mut streams = JoinSet::new();
     let mut initial = true;
     let result = loop {
@@ -88,15 +87,7 @@ pub async fn follow(
                 None => continue,
             },
         };
-        for (container, restarts, has_run) in containers(&pod) {
-            let key = (pod.uid().unwrap_or_default(), container.clone());
-            if !has_run || started.get(&key).is_some_and(|&r| r >= restarts) {
-                continue;
-            }
-            // A container seen at the start has history the user has seen before; one that
-            // starts (or restarts) while we watch is shown from its first line.
-            let tail = initial && !started.contains_key(&key);
-            started.insert(key, restarts);
+        for (container, tail) in new_streams(&mut started, &pod, initial) {
             let params = LogParams {
                 container: Some(container.clone()),
                 follow: true,
@@ -114,6 +105,27 @@ pub async fn follow(
     };
     streams.shutdown().await;
     result
+}
+
+/// (pod uid, container) → the restart count whose stream was started.
+type Started = BTreeMap<(String, String), i32>;
+
+/// The containers of `pod` that need a stream now, each with whether to show only its tail, and
+/// records them in `started`. `initial`: the pod was listed when following started.
+fn new_streams(started: &mut Started, pod: &Pod, initial: bool) -> Vec<(String, bool)> {
+    let mut new = Vec::new();
+    for (container, restarts, has_run) in containers(pod) {
+        let key = (pod.uid().unwrap_or_default(), container.clone());
+        if !has_run || started.get(&key).is_some_and(|&r| r >= restarts) {
+            continue;
+        }
+        // A container seen at the start has history the user has seen before; one that starts
+        // (or restarts) while we watch is shown from its first line.
+        let tail = initial && !started.contains_key(&key);
+        started.insert(key, restarts);
+        new.push((container, tail));
+    }
+    new
 }
 
 /// Streams one container's log into `sink`, each line stamped like `template`.
@@ -234,6 +246,50 @@ mod tests {
         assert_eq!(resource_name(&set), "db");
         let bare = pod(json!({ "metadata": { "name": "debug" } }));
         assert_eq!(resource_name(&bare), "debug");
+    }
+
+    fn app(restarts: i32, state: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": { "name": "p", "uid": "u1" },
+            "status": { "containerStatuses": [
+                { "name": "app", "restartCount": restarts, "ready": true, "image": "i",
+                  "imageID": "", "state": state }
+            ] }
+        }))
+    }
+
+    #[test]
+    fn one_stream_per_container_instance_tail_only_for_what_was_already_running() {
+        let running = json!({ "running": {} });
+        let mut started = Started::new();
+        assert_eq!(
+            new_streams(&mut started, &app(0, running.clone()), true),
+            [("app".to_owned(), true)]
+        );
+        // Status updates of the same instance start nothing.
+        assert!(new_streams(&mut started, &app(0, running.clone()), false).is_empty());
+        assert!(new_streams(
+            &mut started,
+            &app(0, json!({ "terminated": { "exitCode": 1 } })),
+            false
+        )
+        .is_empty());
+        // The restarted container is new: shown from its first line.
+        assert!(new_streams(&mut started, &app(1, json!({ "waiting": {} })), false).is_empty());
+        assert_eq!(
+            new_streams(&mut started, &app(1, running.clone()), false),
+            [("app".to_owned(), false)]
+        );
+        // A pod that appears while we watch is shown whole; one that crashed at once still is.
+        let mut started = Started::new();
+        assert_eq!(
+            new_streams(
+                &mut started,
+                &app(0, json!({ "terminated": { "exitCode": 2 } })),
+                false
+            ),
+            [("app".to_owned(), false)]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::support;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace as NamespaceObject, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 use stack::kube::forward::{serve, Forward, ForwardEvent, ForwardTarget};
@@ -386,7 +386,7 @@ fn cri(text: &str) -> String {
 }
 
 #[test]
-fn logs_of_every_pod_are_followed_with_resource_names_across_a_replacement() {
+fn logs_of_every_pod_are_followed_with_resource_names_across_replacements_and_restarts() {
     let Some(rig) = rig() else { return };
     let ns = rig.namespace("fwd-logs");
     let client = &rig.client;
@@ -478,6 +478,44 @@ fn logs_of_every_pod_are_followed_with_resource_names_across_a_replacement() {
         let replacement = ready_pods(client, ns, "web", 1).await.remove(0);
         assert_ne!(replacement, web);
         seen(&[("web/web", &replacement, "web started")]).await;
+
+        let first_lines = |lines: &Mutex<Vec<LogLine>>| {
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.pod == replacement && l.line == "web started")
+                .count()
+        };
+        assert_eq!(first_lines(&lines), 1, "one stream per container instance");
+
+        // A container restart (the kubelet reports a higher restart count) gets a new stream: the
+        // new container's output shows again, from its first line.
+        let restarted = json!({"status": {"containerStatuses": [{
+            "name": "web", "image": "busybox:latest", "imageID": "", "ready": true,
+            "started": true, "restartCount": 1,
+            "state": {"running": {"startedAt": "2026-01-01T00:01:00Z"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}
+        }]}});
+        pods.patch_status(
+            &replacement,
+            &PatchParams::default(),
+            &Patch::Merge(&restarted),
+        )
+        .await
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let shown = first_lines(&lines);
+            if shown == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the restarted container's first line shown {shown} times, wanted 2"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), task)
