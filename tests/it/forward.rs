@@ -119,6 +119,27 @@ async fn ready_pods(client: &kube::Client, ns: &str, app: &str, n: usize) -> Vec
     loop {
         let list = pods.list(&params).await.unwrap();
         let all = list.items.len();
+        // For the failure message: what each pod looks like.
+        let states: Vec<String> = list
+            .items
+            .iter()
+            .map(|p| {
+                let status = p.status.clone().unwrap_or_default();
+                let conditions: Vec<String> = status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| format!("{}={}", c.type_, c.status))
+                    .collect();
+                format!(
+                    "{} {:?} deleting={} [{}]",
+                    p.metadata.name.as_deref().unwrap_or_default(),
+                    status.phase,
+                    p.metadata.deletion_timestamp.is_some(),
+                    conditions.join(",")
+                )
+            })
+            .collect();
         let ready: Vec<String> = list
             .items
             .into_iter()
@@ -139,7 +160,7 @@ async fn ready_pods(client: &kube::Client, ns: &str, app: &str, n: usize) -> Vec
         }
         assert!(
             Instant::now() < deadline,
-            "{app}: wanted {n} ready pods, have {ready:?} of {all}"
+            "{app}: wanted {n} ready pods, have {ready:?} of {all}: {states:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
