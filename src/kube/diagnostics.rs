@@ -201,7 +201,8 @@ fn events_text(namespace: &str, mut events: Vec<Event>) -> String {
         events.len()
     );
     for e in &events {
-        let time = event_time(e).map_or_else(|| "-".to_owned(), |t| t.to_string());
+        // Fixed precision keeps the column aligned (and sortable as text).
+        let time = event_time(e).map_or_else(|| "-".to_owned(), |t| format!("{t:.6}"));
         let object = format!(
             "{}/{}",
             e.involved_object
@@ -322,7 +323,7 @@ mod tests {
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# events in namespace ns, oldest first (2)");
-        assert!(lines[1].starts_with("2026-01-01T00:00:01Z  Warning  Failed"));
+        assert!(lines[1].starts_with("2026-01-01T00:00:01.000000Z  Warning  Failed"));
         assert!(lines[1].ends_with("pod/web-1  m (x3)"), "{}", lines[1]);
         assert!(lines[2].contains("BackOff"));
     }

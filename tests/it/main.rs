@@ -12,6 +12,7 @@ mod build;
 mod cluster;
 mod conformance;
 mod forward;
+mod kube;
 mod rig;
 mod schema_conformance;
 mod support;
