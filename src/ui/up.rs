@@ -114,6 +114,27 @@ impl crate::ops::up::session::SessionReporter for crate::ui::build::BuildView {
                 format!("configmap/{config_map}: {keys} key(s) synced")
             }
             Event::Problem(p) => format!("problem: {p}"),
+            Event::Forward { label, event } => {
+                use crate::kube::forward::ForwardEvent as F;
+                match event {
+                    F::Listening { port } => format!("forward {label} → http://127.0.0.1:{port}"),
+                    F::PortTaken { wanted, got } => format!("forward {label}: local port {wanted} is taken, using 127.0.0.1:{got} instead"),
+                    F::Connected { pod } => format!("forward {label}: via pod/{pod}"),
+                    F::Reconnecting { pod, error, attempt } => format!(
+                        "forward {label}: reconnecting{} (attempt {attempt}): {error}",
+                        pod.as_deref().map(|p| format!(" to pod/{p}")).unwrap_or_default()
+                    ),
+                    F::GaveUp { error, attempts } => format!("forward {label}: gave up after {attempts} attempts: {error}"),
+                    F::StreamError { pod, error } => format!("forward {label}: pod/{pod}: {error}"),
+                }
+            }
+            Event::Log(line) => {
+                println!(
+                    "{}",
+                    crate::ui::logs::log_line(line, 24, crate::ui::use_color())
+                );
+                return;
+            }
             Event::Stopped => "stopped: port-forwards and watchers closed".to_owned(),
         };
         self.say(line);

@@ -350,10 +350,55 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         .unwrap()
         .replace("dest: /app/public", &format!("dest: {}", dest.display()));
     std::fs::write(d.dir.path().join("stack.yaml"), yaml).unwrap();
+    // What the simulated containers "serve" on port 8000: the files of their filesystem.
+    let web_root = container_fs.path().join("app");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in server.incoming().flatten() {
+            let mut conn = conn;
+            let mut request = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&conn), &mut request);
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            let body =
+                std::fs::read_to_string(web_root.join(path)).unwrap_or_else(|_| "not found".into());
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    // What they log: a CRI-format log file.
+    let log_file = container_fs.path().join("app.log");
+    std::fs::write(
+        &log_file,
+        "2026-01-01T00:00:00.000000000Z stdout F hello from the app\n",
+    )
+    .unwrap();
+    // A .env with a secret: synced into the ConfigMap, never printed.
+    std::fs::write(
+        d.dir.path().join(".env"),
+        "GREETING=hello\nexport API_TOKEN='s3cret-value'\n",
+    )
+    .unwrap();
     let exec = format!(
-        r#"{{"apiVersion":"kwok.x-k8s.io/v1alpha1","kind":"ClusterExec","metadata":{{"name":"{ns}"}},"spec":{{"selector":{{"matchNamespaces":["{ns}"]}},"execs":[{{"local":{{"workDir":"{dir}"}}}}]}}}}"#,
+        r#"{{"apiVersion":"v1","kind":"List","items":[
+          {{"apiVersion":"kwok.x-k8s.io/v1alpha1","kind":"ClusterExec","metadata":{{"name":"{ns}"}},"spec":{{"selector":{{"matchNamespaces":["{ns}"]}},"execs":[{{"local":{{"workDir":"{dir}"}}}}]}}}},
+          {{"apiVersion":"kwok.x-k8s.io/v1alpha1","kind":"ClusterPortForward","metadata":{{"name":"{ns}"}},"spec":{{"selector":{{"matchNamespaces":["{ns}"]}},"forwards":[{{"ports":[8000],"target":{{"address":"127.0.0.1","port":{server_port}}}}}]}}}},
+          {{"apiVersion":"kwok.x-k8s.io/v1alpha1","kind":"ClusterLogs","metadata":{{"name":"{ns}"}},"spec":{{"selector":{{"matchNamespaces":["{ns}"]}},"logs":[{{"containers":["backend-api"],"logsFile":"{log}"}}]}}}}
+        ]}}"#,
         ns = d.namespace,
-        dir = container_fs.path().display()
+        dir = container_fs.path().display(),
+        log = log_file.display(),
     );
     let mut apply = d
         .cmd(&d.env.bin_dir.join("kubectl"))
@@ -405,13 +450,69 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
     let before = pod_uid();
     assert!(!before.is_empty());
 
-    // A synced file: the new content lands in the container, the pod is not replaced.
+    // The port-forward (in-process, kube-rs) and the log follower are up.
+    let forward = run.wait_for(
+        "forward deployment/shop-dev-backend-api 8000 → http://127.0.0.1:",
+        std::time::Duration::from_secs(30),
+    );
+    let local_port: u16 = forward.rsplit(':').next().unwrap().trim().parse().unwrap();
+    let get = |path: &str| -> String {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        std::io::Write::write_all(&mut c, format!("GET /{path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut c, &mut out);
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+    };
+    let eventually = |path: &str, want: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let got = get(path);
+            if got == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "through the port-forward {path} is {got:?}, want {want:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    run.wait_for("│ hello from the app", std::time::Duration::from_secs(30));
+    // The .env ConfigMap holds the file's keys; the secret value was never printed.
+    run.wait_for(
+        "configmap/app-env: 2 key(s) synced",
+        std::time::Duration::from_secs(10),
+    );
+    let data = d.kubectl(&[
+        "get",
+        "configmap",
+        "app-env",
+        "-n",
+        &d.namespace,
+        "-o",
+        "jsonpath={.data.API_TOKEN}",
+    ]);
+    assert_eq!(data, "s3cret-value");
+    assert!(
+        !run.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("s3cret")),
+        "a secret was printed"
+    );
+
+    // A synced file: the new content is served through the port-forward; the pod is not replaced.
     let content = format!("{{\"status\": \"edited {}\"}}\n", d.namespace);
     std::fs::write(
         d.dir.path().join("demo/backend/public/api/health.json"),
         &content,
     )
     .unwrap();
+
     let synced = run.wait_for(
         "backend: synced 1 file(s)",
         std::time::Duration::from_secs(20),
@@ -422,6 +523,54 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         "{synced}"
     );
     assert_eq!(pod_uid(), before, "a sync never replaces the pod");
+    eventually("public/api/health.json", &content);
+
+    // Killing the pod: the Deployment replaces it and the same forward serves through the new one.
+    let old_pod = d.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &d.namespace,
+        "-l",
+        "app.kubernetes.io/name=backend-api",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    d.kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        &d.namespace,
+        &old_pod,
+        "--wait=false",
+    ]);
+    let start = std::time::Instant::now();
+    let new_pod = loop {
+        let names = d.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &d.namespace,
+            "-l",
+            "app.kubernetes.io/name=backend-api",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        if let Some(n) = names.split_whitespace().find(|n| *n != old_pod) {
+            break n.to_owned();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no replacement pod"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eventually("public/api/health.json", &content);
+    run.wait_for(
+        &format!("via pod/{new_pod}"),
+        std::time::Duration::from_secs(20),
+    );
     // A deletion is synced as a deletion.
     std::fs::remove_file(d.dir.path().join("demo/backend/public/api/items.json")).unwrap();
     std::fs::write(dest.join("api/items.json"), "stale").unwrap();
@@ -472,14 +621,10 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         "children left: {}",
         text(&children.stdout)
     );
-    let _ = d
-        .cmd(&d.env.bin_dir.join("kubectl"))
-        .args([
-            "--context",
-            "stack-rig",
-            "delete",
-            "clusterexec",
-            &d.namespace,
-        ])
-        .output();
+    for kind in ["clusterexec", "clusterportforward", "clusterlogs"] {
+        let _ = d
+            .cmd(&d.env.bin_dir.join("kubectl"))
+            .args(["--context", "stack-rig", "delete", kind, &d.namespace])
+            .output();
+    }
 }

@@ -42,6 +42,12 @@ pub enum Event<'a> {
         config_map: &'a str,
         keys: usize,
     },
+    /// A port-forward's news, with its label (`deployment/x 8000`).
+    Forward {
+        label: &'a str,
+        event: &'a crate::kube::forward::ForwardEvent,
+    },
+    Log(&'a crate::kube::logs::LogLine),
     Problem(String),
     Stopped,
 }
@@ -52,6 +58,9 @@ pub trait SessionReporter: Reporter {
 
 enum Msg {
     Batch(Batch),
+    Forward(String, crate::kube::forward::ForwardEvent),
+    Log(crate::kube::logs::LogLine),
+    Problem(String),
     Stop,
 }
 
@@ -222,6 +231,7 @@ pub fn run(
     // Only now are the watches in place: a save after this line is seen.
     reporter.session(Event::Watching { roots: watched });
     let (tx, rx) = mpsc::channel();
+    let tx_main = tx.clone();
     let stop_tx = tx.clone();
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -236,9 +246,50 @@ pub fn run(
         }
     });
 
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    start_forwards(project, &rt, &client, &first, &tx_main, &shutdown)?;
+    if project.config.dev.logs {
+        let tx = tx_main.clone();
+        let problems = tx_main.clone();
+        let selector = format!("app.kubernetes.io/instance={}", first.release);
+        let task = crate::kube::logs::follow(
+            client.clone(),
+            first.namespace.clone(),
+            selector,
+            move |l| {
+                let _ = tx.send(Msg::Log(l));
+            },
+            shutdown.clone(),
+        );
+        rt.spawn(async move {
+            if let Err(e) = task.await {
+                let _ = problems.send(Msg::Problem(format!("log following stopped: {e}")));
+            }
+        });
+    }
+    drop(tx_main);
+
     let mut current = first;
     while let Ok(msg) = rx.recv() {
-        let Msg::Batch(batch) = msg else { break };
+        let batch = match msg {
+            Msg::Batch(b) => b,
+            Msg::Forward(label, event) => {
+                reporter.session(Event::Forward {
+                    label: &label,
+                    event: &event,
+                });
+                continue;
+            }
+            Msg::Log(line) => {
+                reporter.session(Event::Log(&line));
+                continue;
+            }
+            Msg::Problem(p) => {
+                reporter.session(Event::Problem(p));
+                continue;
+            }
+            Msg::Stop => break,
+        };
         for (image, changes) in &batch {
             if image.starts_with('\0') {
                 sync_dotenv(&rt, &client, project, &current.namespace, reporter);
@@ -275,8 +326,75 @@ pub fn run(
             }
         }
     }
+    shutdown.cancel();
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     reporter.session(Event::Stopped);
+    Ok(())
+}
+
+/// Starts every configured port-forward; their news arrives on the loop's channel.
+fn start_forwards(
+    project: &Project,
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    first: &Report,
+    tx: &mpsc::Sender<Msg>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), StackError> {
+    use crate::kube::forward::{Forward, ForwardTarget};
+    let env = minijinja::Environment::new();
+    for pf in &project.config.dev.port_forwards {
+        let target = env
+            .render_str(
+                &pf.target,
+                minijinja::context! { release => first.release.clone() },
+            )
+            .map_err(|e| {
+                StackError::config(
+                    None,
+                    format!("dev.portForwards target `{}`: {e}", pf.target),
+                    "variables: release",
+                )
+            })?;
+        let namespace = first.namespace.clone();
+        let target_kind = match target.split_once('/') {
+            Some(("deployment" | "deploy", name)) => ForwardTarget::Deployment {
+                namespace,
+                name: name.to_owned(),
+            },
+            Some(("service" | "svc", name)) => ForwardTarget::Service {
+                namespace,
+                name: name.to_owned(),
+            },
+            _ => {
+                return Err(StackError::config(
+                    None,
+                    format!("dev.portForwards target `{target}`"),
+                    "write `deployment/<name>` or `service/<name>`",
+                ))
+            }
+        };
+        let label = format!("{target} {}", pf.port);
+        let forward = Forward {
+            target: target_kind,
+            remote_port: pf.port,
+            local_port: pf.local_port.unwrap_or(pf.port),
+        };
+        let events = {
+            let tx = tx.clone();
+            let label = label.clone();
+            move |e| {
+                let _ = tx.send(Msg::Forward(label.clone(), e));
+            }
+        };
+        let problems = tx.clone();
+        let task = crate::kube::forward::serve(client.clone(), forward, events, shutdown.clone());
+        rt.spawn(async move {
+            if let Err(e) = task.await {
+                let _ = problems.send(Msg::Problem(format!("port-forward {label}: {e}")));
+            }
+        });
+    }
     Ok(())
 }
 
