@@ -64,23 +64,23 @@ pub async fn wait_ready(
     let mut jobs = Store::default();
     let mut reported: BTreeMap<String, ResourceProgress> = BTreeMap::new();
     let mut last_error: Option<String> = None;
-    let refused = |what: &str, e: &watcher::Error| refused(what, namespace, selector, e);
+    let fatal = |what: &str, e: &watcher::Error| refused(what, namespace, selector, e);
 
     loop {
         tokio::select! {
             ev = deployments_events.next() => match ev {
                 Some(Ok(ev)) => deployments.apply(ev),
-                Some(Err(e)) => { refused("deployments", &e)?; last_error = Some(e.to_string()) }
+                Some(Err(e)) => { fatal("deployments", &e)?; last_error = Some(e.to_string()) }
                 None => last_error = Some("the deployment watch ended".into()),
             },
             ev = pod_events.next() => match ev {
                 Some(Ok(ev)) => pods.apply(ev),
-                Some(Err(e)) => { refused("pods", &e)?; last_error = Some(e.to_string()) }
+                Some(Err(e)) => { fatal("pods", &e)?; last_error = Some(e.to_string()) }
                 None => last_error = Some("the pod watch ended".into()),
             },
             ev = job_events.next() => match ev {
                 Some(Ok(ev)) => jobs.apply(ev),
-                Some(Err(e)) => { refused("jobs", &e)?; last_error = Some(e.to_string()) }
+                Some(Err(e)) => { fatal("jobs", &e)?; last_error = Some(e.to_string()) }
                 None => last_error = Some("the job watch ended".into()),
             },
             () = &mut deadline => {

@@ -457,6 +457,31 @@ fn progress_is_reported_as_the_rollout_advances() {
 }
 
 #[test]
+fn a_selector_the_api_server_refuses_is_a_configuration_error_at_once() {
+    let Some(rig) = rig() else { return };
+    let ns = rig.namespace("kube-selector");
+    let started = Instant::now();
+    let noop = |_: ResourceProgress| {};
+    let result = rig.rt.block_on(wait_ready(
+        &rig.client,
+        &ns.name,
+        "app in (",
+        Duration::from_secs(60),
+        &noop,
+    ));
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(
+        err.to_string().contains("with selector `app in (`"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not retried until the timeout"
+    );
+}
+
+#[test]
 fn an_unschedulable_pod_fails_the_wait_at_once_with_the_schedulers_message() {
     let Some(rig) = rig() else { return };
     let ns = rig.namespace("kube-unsched");
