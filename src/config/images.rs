@@ -48,4 +48,8 @@ pub struct SyncRule {
     pub src: String,
     /// Directory in the container, e.g. `/app`.
     pub dest: String,
+    /// Commands run in the container after the files are synced (each an argv), e.g.
+    /// `[["sh", "-c", "kill -HUP 1"]]`.
+    #[serde(default)]
+    pub run: Vec<Vec<String>>,
 }

@@ -20,6 +20,8 @@ pub struct SyncSet {
     pub files: Vec<(PathBuf, String)>,
     /// Paths relative to `dest` that were deleted locally.
     pub deletes: Vec<String>,
+    /// Commands to run in the container afterwards (each an argv).
+    pub run: Vec<Vec<String>>,
 }
 
 /// Runs one command in a container, feeding `stdin`; fails with its stderr when it fails.
@@ -120,6 +122,11 @@ pub async fn apply(
                 .map(|d| format!("{}/{d}", set.dest.trim_end_matches('/'))),
         );
         exec(&pods, pod, container, cmd, None).await.map_err(fail)?;
+    }
+    for step in &set.run {
+        exec(&pods, pod, container, step.clone(), None)
+            .await
+            .map_err(fail)?;
     }
     Ok(())
 }

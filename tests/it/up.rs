@@ -6,7 +6,12 @@ use crate::support;
 use std::path::Path;
 use std::process::Output;
 
+/// The `stack up` tests each drive a whole release (builds, helm, rollouts, a watch loop) on the one
+/// simulated node; run one at a time so that a loaded machine slows them rather than starves them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Dev {
+    _turn: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     env: support::RigEnv,
     namespace: String,
@@ -18,6 +23,9 @@ fn dev() -> Option<Dev> {
         return None;
     }
     let env = env.unwrap();
+    let turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     for item in ["stack.yaml", "charts", "envs", "demo"] {
         support::copy(&support::project_root().join(item), &dir.path().join(item));
@@ -46,6 +54,7 @@ fn dev() -> Option<Dev> {
     );
     std::fs::write(dir.path().join("stack.yaml"), yaml).unwrap();
     Some(Dev {
+        _turn: turn,
         dir,
         env,
         namespace,
@@ -348,7 +357,16 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
     std::fs::create_dir_all(&dest).unwrap();
     let yaml = std::fs::read_to_string(d.dir.path().join("stack.yaml"))
         .unwrap()
-        .replace("dest: /app/public", &format!("dest: {}", dest.display()));
+        .replace("dest: /app/public", &format!("dest: {}", dest.display()))
+        // The backend's sync also runs a step afterwards (in the container: here, kwok's workDir).
+        .replacen(
+            &format!("dest: {}\n", dest.display()),
+            &format!(
+                "dest: {}\n        run: [[sh, -c, \"echo reloaded > ran.txt\"]]\n",
+                dest.display()
+            ),
+            1,
+        );
     std::fs::write(d.dir.path().join("stack.yaml"), yaml).unwrap();
     // What the simulated containers "serve" on port 8000: the files of their filesystem.
     let web_root = container_fs.path().join("app");
@@ -409,6 +427,20 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
     std::io::Write::write_all(apply.stdin.as_mut().unwrap(), exec.as_bytes()).unwrap();
     drop(apply.stdin.take());
     assert!(apply.wait().unwrap().success());
+    // The kwok objects are cluster-scoped: removed even when an assertion fails.
+    struct KwokObjects<'a>(&'a Dev);
+    impl Drop for KwokObjects<'_> {
+        fn drop(&mut self) {
+            for kind in ["clusterexec", "clusterportforward", "clusterlogs"] {
+                let _ = self
+                    .0
+                    .cmd(&self.0.env.bin_dir.join("kubectl"))
+                    .args(["--context", "stack-rig", "delete", kind, &self.0.namespace])
+                    .output();
+            }
+        }
+    }
+    let _kwok_objects = KwokObjects(&d);
 
     let mut child = d
         .cmd(&support::stack_bin())
@@ -523,6 +555,11 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         "{synced}"
     );
     assert_eq!(pod_uid(), before, "a sync never replaces the pod");
+    assert_eq!(
+        std::fs::read_to_string(container_fs.path().join("ran.txt")).unwrap(),
+        "reloaded\n",
+        "the sync's run step ran after the files landed"
+    );
     eventually("public/api/health.json", &content);
 
     // Killing the pod: the Deployment replaces it and the same forward serves through the new one.
@@ -588,7 +625,7 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
     );
     run.wait_for(
         "redeployed: release shop-dev upgraded to revision 2",
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(180),
     );
 
     // Ctrl-C: a clean stop, exit 0, no child process left behind.
@@ -621,10 +658,4 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         "children left: {}",
         text(&children.stdout)
     );
-    for kind in ["clusterexec", "clusterportforward", "clusterlogs"] {
-        let _ = d
-            .cmd(&d.env.bin_dir.join("kubectl"))
-            .args(["--context", "stack-rig", "delete", kind, &d.namespace])
-            .output();
-    }
 }

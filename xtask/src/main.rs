@@ -65,7 +65,10 @@ fn ci() -> Result<()> {
     // Every tier runs against real components: bring the rig up (cold builds are cached in
     // ~/.cache/stack-dev), run the tests, and always tear the rig down again.
     // `down` runs whatever happened: a half-started rig must not leave processes behind.
-    let tested = rig::run(&["up".to_owned()]).and_then(|()| run(&["test", "--workspace"]));
+    // One test at a time: the rig's one simulated node (kwok) and the 2-core machine are shared, and
+    // rollout timings under a parallel load are the machine's, not the code's.
+    let tested = rig::run(&["up".to_owned()])
+        .and_then(|()| run(&["test", "--workspace", "--", "--test-threads=1"]));
     let down = rig::run(&["down".to_owned()]);
     tested.and(down)
 }

@@ -74,8 +74,8 @@ enum Action {
 struct ImageRules {
     context: PathBuf,
     rebuild_on: Gitignore,
-    /// (pattern matcher, the pattern's literal directory prefix, container dest)
-    sync: Vec<(Gitignore, String, String)>,
+    /// (pattern matcher, the pattern's literal directory prefix, container dest, run steps)
+    sync: Vec<(Gitignore, String, String, Vec<Vec<String>>)>,
 }
 
 fn matcher(root: &Path, patterns: &[&str]) -> Result<Gitignore, StackError> {
@@ -121,6 +121,7 @@ impl ImageRules {
                     matcher(&context, &[r.src.as_str()])?,
                     literal_prefix(&r.src),
                     r.dest.clone(),
+                    r.run.clone(),
                 ))
             })
             .collect::<Result<_, StackError>>()?;
@@ -142,10 +143,10 @@ impl ImageRules {
             {
                 return Action::Rebuild(c.rel.clone());
             }
-            let Some((_, prefix, dest)) = self
+            let Some((_, prefix, dest, run)) = self
                 .sync
                 .iter()
-                .find(|(m, _, _)| m.matched_path_or_any_parents(&c.rel, false).is_ignore())
+                .find(|(m, _, _, _)| m.matched_path_or_any_parents(&c.rel, false).is_ignore())
             else {
                 return Action::Rebuild(c.rel.clone());
             };
@@ -157,6 +158,7 @@ impl ImageRules {
                 .to_owned();
             let set = sets.entry(dest.clone()).or_insert_with(|| SyncSet {
                 dest: dest.clone(),
+                run: run.clone(),
                 ..Default::default()
             });
             if c.exists {
