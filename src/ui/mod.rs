@@ -46,13 +46,6 @@ impl Styles {
     }
 }
 
-fn severity_word(s: Severity) -> &'static str {
-    match s {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
-    }
-}
 
 fn counts(findings: &[Finding]) -> (usize, usize, usize) {
     let c = |s| findings.iter().filter(|f| f.severity == s).count();
@@ -284,8 +277,4 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<StackError>()
         .map_or(2, StackError::exit_code)
-}
-
-pub fn severity_name(s: Severity) -> &'static str {
-    severity_word(s)
 }

@@ -150,7 +150,7 @@ fn go_json(v: &Json, out: &mut String) {
         }
         Json::Object(m) => {
             // Struct fields keep declaration order (built in order above); Go maps sort their keys.
-            // Both arrive here as objects; a map built from YAML is sorted by `sorted_object`.
+            // Both arrive here as objects; maps built from YAML come from BTreeMaps, already sorted.
             out.push('{');
             for (i, (k, val)) in m.iter().enumerate() {
                 if i > 0 {
@@ -182,23 +182,6 @@ fn go_string(s: &str, out: &mut String) {
         }
     }
     out.push('"');
-}
-
-/// Import-values maps encode with sorted keys in Go; YAML-derived JSON must be sorted first.
-pub fn sorted_object(v: &Json) -> Json {
-    match v {
-        Json::Object(m) => {
-            let mut keys: Vec<_> = m.keys().collect();
-            keys.sort();
-            Json::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted_object(&m[k])))
-                    .collect(),
-            )
-        }
-        Json::Array(a) => Json::Array(a.iter().map(sorted_object).collect()),
-        other => other.clone(),
-    }
 }
 
 #[cfg(test)]

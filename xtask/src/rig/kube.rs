@@ -131,6 +131,10 @@ pub fn up(rig: &Rig, pki: &Pki) -> Result<()> {
                 pki.dir.join("sa.key").display()
             ))
             .arg(format!("--root-ca-file={}", pki.ca_cert().display()))
+            // The node is simulated: when kwok, starved of CPU on a loaded 2-core machine, renews
+            // its lease late, the node must not be declared NotReady (its pods would be marked
+            // not ready, and kwok's fast stages never make a Running pod Ready again).
+            .arg("--node-monitor-grace-period=1h")
             .arg("--profiling=false");
         kcm.spawn(cmd)?;
     }
