@@ -46,7 +46,6 @@ impl Styles {
     }
 }
 
-
 fn counts(findings: &[Finding]) -> (usize, usize, usize) {
     let c = |s| findings.iter().filter(|f| f.severity == s).count();
     (c(Severity::Error), c(Severity::Warning), c(Severity::Info))
