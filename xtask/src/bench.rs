@@ -463,15 +463,32 @@ fn up(args: &[String]) -> Result<()> {
     }
     let port = port.expect("loop ends with a port");
     // GET through the port-forward, as a browser would.
+    // Reads by Content-Length: a port-forward stream need not close when the target does.
     let served = |path: &str| -> Option<String> {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         c.write_all(format!("GET /{path} HTTP/1.0\r\n\r\n").as_bytes())
             .ok()?;
-        let mut out = String::new();
-        c.read_to_string(&mut out).ok()?;
-        out.split("\r\n\r\n").nth(1).map(str::to_owned)
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|n| n.trim().parse().ok())?;
+                if body.len() >= len {
+                    return Some(body[..len].to_owned());
+                }
+            }
+            let n = c.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
     };
     let file = dir.join("demo/backend/public/api/health.json");
     let mut lat = Vec::new();
