@@ -439,6 +439,17 @@ fn up(args: &[String]) -> Result<()> {
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().expect("piped");
+    // Ctrl-C for the running `stack up` however this function ends (a failed edit included).
+    struct Interrupt(std::process::Child);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Interrupt(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -508,10 +519,7 @@ fn up(args: &[String]) -> Result<()> {
         lat.push(start.elapsed());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(child);
     let _ = cmd(&stack).args(["down"]).output();
     let _ = cmd(&kubectl)
         .args([
