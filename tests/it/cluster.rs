@@ -940,38 +940,10 @@ impl Runner for Hybrid {
     }
 }
 
-/// The rig's Docker, when it answers.
+/// The rig's Docker, when it answers: the CLI and its DOCKER_HOST.
 fn rig_docker() -> Result<(PathBuf, String), String> {
-    let cache = std::env::var_os("STACK_DEV_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stack-dev")
-        });
-    let env = cache.join("rig/env");
-    let text = std::fs::read_to_string(&env).map_err(|e| {
-        format!(
-            "no rig env file {}: {e} (run `cargo xtask rig up`)",
-            env.display()
-        )
-    })?;
-    let host = text
-        .lines()
-        .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .ok_or_else(|| format!("{} has no DOCKER_HOST", env.display()))?;
-    let docker = support::find_tool("docker")?;
-    let out = std::process::Command::new(&docker)
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .env("DOCKER_HOST", &host)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "the rig's Docker does not answer: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok((docker, host))
+    let host = support::rig_docker()?;
+    Ok((support::find_tool("docker")?, host))
 }
 
 struct Docker {

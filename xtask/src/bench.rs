@@ -231,11 +231,9 @@ fn release_stack(root: &Path) -> Result<PathBuf> {
 
 /// DOCKER_HOST of the running rig.
 fn rig_docker_host() -> Result<String> {
-    let env = std::fs::read_to_string(tools::cache_dir().join("rig/env"))
-        .context("the rig is not up: `cargo xtask rig up`")?;
-    env.lines()
-        .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
-        .map(str::to_owned)
+    rig_env_vars()?
+        .into_iter()
+        .find_map(|(k, v)| (k == "DOCKER_HOST").then_some(v))
         .context("the rig env has no DOCKER_HOST")
 }
 
