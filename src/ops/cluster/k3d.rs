@@ -206,18 +206,11 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
     }
     ports::check(&host_ports(t))?;
     let (config, generated) = effective_config(t);
-    steps.push(Step::write(
-        format!("record that stack creates k3d cluster {}", t.name),
-        t.owned_marker(),
-        t.owned_record(),
+    steps.extend(super::before_create(
+        t,
+        generated,
+        "write the k3d config with stack's node labels and registry added",
     ));
-    if let Some((path, text)) = generated {
-        steps.push(Step::write(
-            "write the k3d config with stack's node labels and registry added",
-            t.root.join(path),
-            text,
-        ));
-    }
     let mut create = Cmd::new(&k3d).args(["cluster", "create", &t.name]);
     if let Some(c) = &config {
         create = create.args(["--config", c]);

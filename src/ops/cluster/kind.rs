@@ -314,18 +314,11 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         nodes(t, host, &kind)?
     } else {
         let (config, generated) = effective_config(t);
-        steps.push(Step::write(
-            format!("record that stack creates kind cluster {}", t.name),
-            t.owned_marker(),
-            t.owned_record(),
+        steps.extend(super::before_create(
+            t,
+            generated,
+            "write the kind config with cluster.nodeLabels added",
         ));
-        if let Some((path, text)) = generated {
-            steps.push(Step::write(
-                "write the kind config with cluster.nodeLabels added",
-                t.root.join(path),
-                text,
-            ));
-        }
         steps.push(Step::run(
             format!("create kind cluster {}", t.name),
             create_cmd(t, &kind, config.as_deref()),

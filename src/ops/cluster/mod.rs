@@ -23,7 +23,7 @@ use crate::config::Project;
 use crate::error::StackError;
 use crate::tool::{Cmd, Tool};
 use crate::yaml::{self, Node};
-use plan::StepReport;
+use plan::{Step, StepReport};
 use registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -105,6 +105,28 @@ impl Target {
     fn config_origin(&self) -> Option<crate::yaml::Origin> {
         self.config_file.as_deref().map(crate::config::file_origin)
     }
+}
+
+/// The steps before a cluster is created: the record that stack creates it (so `down` deletes
+/// only what stack made), then the provider config with stack's additions, when one is generated.
+fn before_create(
+    t: &Target,
+    generated: Option<(String, String)>,
+    why_generated: &str,
+) -> Vec<Step> {
+    let mut steps = vec![Step::write(
+        format!(
+            "record that stack creates {} cluster {}",
+            provider_name(t.provider),
+            t.name
+        ),
+        t.owned_marker(),
+        t.owned_record(),
+    )];
+    if let Some((path, text)) = generated {
+        steps.push(Step::write(why_generated, t.root.join(path), text));
+    }
+    steps
 }
 
 pub fn provider_name(p: Provider) -> &'static str {
