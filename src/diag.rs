@@ -25,10 +25,14 @@ pub enum Rule {
     ImageTag,
     SubchartNotChecked,
     HelmTemplate,
+    HelmRefuses,
+    TemplateScan,
+    FileDependency,
+    EnvParity,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 14] = [
         Rule::Schema,
         Rule::UnknownKey,
         Rule::TypeMismatch,
@@ -39,6 +43,10 @@ impl Rule {
         Rule::ImageTag,
         Rule::SubchartNotChecked,
         Rule::HelmTemplate,
+        Rule::HelmRefuses,
+        Rule::TemplateScan,
+        Rule::FileDependency,
+        Rule::EnvParity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +61,10 @@ impl Rule {
             Rule::ImageTag => "image-tag",
             Rule::SubchartNotChecked => "subchart-not-checked",
             Rule::HelmTemplate => "helm-template",
+            Rule::HelmRefuses => "helm-refuses",
+            Rule::TemplateScan => "template-scan",
+            Rule::FileDependency => "file-dependency",
+            Rule::EnvParity => "env-parity",
         }
     }
 
@@ -60,7 +72,7 @@ impl Rule {
     pub fn default_severity(self) -> Severity {
         match self {
             Rule::Yaml11Scalar => Severity::Warning,
-            Rule::SubchartNotChecked => Severity::Info,
+            Rule::SubchartNotChecked | Rule::TemplateScan => Severity::Info,
             _ => Severity::Error,
         }
     }

@@ -191,6 +191,10 @@ pub struct RuleLevels {
     pub image_tag: Option<RuleLevel>,
     pub subchart_not_checked: Option<RuleLevel>,
     pub helm_template: Option<RuleLevel>,
+    pub helm_refuses: Option<RuleLevel>,
+    pub template_scan: Option<RuleLevel>,
+    pub file_dependency: Option<RuleLevel>,
+    pub env_parity: Option<RuleLevel>,
 }
 
 impl RuleLevels {
@@ -207,6 +211,10 @@ impl RuleLevels {
             R::ImageTag => self.image_tag,
             R::SubchartNotChecked => self.subchart_not_checked,
             R::HelmTemplate => self.helm_template,
+            R::HelmRefuses => self.helm_refuses,
+            R::TemplateScan => self.template_scan,
+            R::FileDependency => self.file_dependency,
+            R::EnvParity => self.env_parity,
         }
     }
 }

@@ -194,12 +194,38 @@ fn property_schema<'a>(s: &'a Json, key: &str) -> Option<&'a Json> {
     }
     if let Some(Json::Object(pp)) = s.get("patternProperties") {
         for (pattern, sub) in pp {
-            if regex::Regex::new(pattern).is_ok_and(|re| re.is_match(key)) {
+            if ecma_match(pattern, key) {
                 return Some(sub);
             }
         }
     }
     None
+}
+
+/// Whether `key` matches an ECMA-262 `pattern`, as JSON Schema's `patternProperties` requires
+/// (look-around, `\d`, …): decided by the schema validator's own regex engine, so this check and
+/// schema validation never disagree. Compiled patterns are cached for the run.
+fn ecma_match(pattern: &str, key: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>> =
+        OnceLock::new();
+    let validator = {
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(pattern.to_owned())
+            .or_insert_with(|| {
+                jsonschema::validator_for(&serde_json::json!({ "pattern": pattern }))
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
+    };
+    // A pattern the engine cannot compile fails schema compilation itself (reported there).
+    validator.is_some_and(|v| v.is_valid(&Json::String(key.to_owned())))
 }
 
 /// Helm's coalescing warnings (and its one hard error) as findings.
@@ -219,7 +245,35 @@ pub fn clashes(clashes: &[Clash], out: &mut Vec<Finding>) {
             Some(d) => format!("the default is at {d}; make both the same type"),
             None => "set it to a map of the subchart's values".to_owned(),
         };
-        out.push(Finding::new(Rule::TypeMismatch, Some(c.user.clone()), message).hint(hint));
+        // A fatal clash is Helm refusing to render, whatever level type-mismatch is set to.
+        let rule = if c.fatal {
+            Rule::HelmRefuses
+        } else {
+            Rule::TypeMismatch
+        };
+        out.push(Finding::new(rule, Some(c.user.clone()), message).hint(hint));
+    }
+}
+
+/// What makes Helm refuse a values file although it parses as YAML: numbers JSON cannot hold
+/// (`.nan`, `.inf`), which fail Helm's YAML → JSON conversion for the whole file.
+pub fn helm_refusals(root: &Node, out: &mut Vec<Finding>) {
+    for (origin, x) in crate::yaml::non_json_numbers(root) {
+        let (shown, go) = if x.is_nan() {
+            (".nan", "NaN")
+        } else if x > 0.0 {
+            (".inf", "+Inf")
+        } else {
+            ("-.inf", "-Inf")
+        };
+        out.push(
+            Finding::new(
+                Rule::HelmRefuses,
+                Some(origin),
+                format!("`{shown}` cannot be converted to JSON: Helm refuses the whole file (\"json: unsupported value: {go}\")"),
+            )
+            .hint(format!("quote it (\"{shown}\") if you mean a string, or write a finite number")),
+        );
     }
 }
 
@@ -314,6 +368,15 @@ pub fn image_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_properties_use_ecma_regex() {
+        // Look-ahead: the `regex` crate cannot compile it; JSON Schema's ECMA-262 dialect can.
+        assert!(ecma_match("^(?!internal-)[a-z-]+$", "public-api"));
+        assert!(!ecma_match("^(?!internal-)[a-z-]+$", "internal-api"));
+        assert!(ecma_match("\\d", "a1"));
+        assert!(!ecma_match("[", "a"));
+    }
 
     #[test]
     fn suggests_close_keys_only() {

@@ -415,9 +415,37 @@ pub fn parse_values(file: &Arc<str>, text: &str) -> Result<Document, ParseError>
     Ok(doc)
 }
 
+/// Numbers JSON cannot hold (`.nan`, `.inf`, `-.inf`): Helm converts values files to JSON and
+/// refuses the whole file on one of them ("json: unsupported value: NaN"). Found depth-first, in
+/// file order; each origin is the key (or list item) holding the number.
+pub fn non_json_numbers(node: &Node) -> Vec<(Origin, f64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        match &n.value {
+            Value::Number(x) if !x.is_finite() => out.push((n.origin.clone(), *x)),
+            Value::Map(m) => stack.extend(m.values()),
+            Value::Seq(items) => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_numbers_json_cannot_hold() {
+        let d = doc("a: .nan\nb: [1, -.inf]\nc: {d: .Inf}\nkey: '.nan'\n");
+        let found: Vec<String> = non_json_numbers(&d.root)
+            .iter()
+            .map(|(o, x)| format!("{}:{} {x}", o.pos.line, o.pos.col))
+            .collect();
+        assert_eq!(found, ["1:1 NaN", "2:8 -inf", "3:5 inf"]);
+    }
 
     fn doc(text: &str) -> Document {
         parse(&Arc::from("t.yaml"), text).unwrap()

@@ -19,6 +19,7 @@ pub fn check(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> {
 fn values_notes(chart: &Chart, out: &mut Vec<Finding>) {
     let file = Arc::clone(&chart.values.origin.file);
     crate::values::checks::yaml_notes(&file, &chart.values_notes, out);
+    crate::values::checks::helm_refusals(&chart.values, out);
     for sub in chart.subcharts.iter().filter_map(|s| s.chart.as_deref()) {
         values_notes(sub, out);
     }

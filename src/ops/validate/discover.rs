@@ -154,7 +154,7 @@ pub fn targets(
             .cloned()
     });
 
-    let excludes: Vec<regex::Regex> = cfg.exclude.iter().map(|g| glob_regex(g)).collect();
+    let excludes = exclude_set(&cfg.exclude)?;
     let layers = cfg
         .layers
         .clone()
@@ -174,7 +174,7 @@ pub fn targets(
             continue;
         }
         let file = rel(&project.root, p);
-        if excludes.iter().any(|re| re.is_match(&file)) {
+        if excludes.is_match(&file) {
             continue;
         }
         let dir = rel(&project.root, p.parent().unwrap_or(&envs_dir));
@@ -286,34 +286,49 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// `*` within a path segment, `**` across segments.
-fn glob_regex(glob: &str) -> regex::Regex {
-    let mut re = String::from("^");
-    let mut chars = glob.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' if chars.peek() == Some(&'*') => {
-                chars.next();
-                if chars.peek() == Some(&'/') {
-                    chars.next();
-                }
-                re.push_str(".*");
-            }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
+/// `envs.exclude` as one glob set: gitignore-like `*` (one path segment), `**` (any depth),
+/// `?`, `[...]`, `{a,b}` — matched against paths relative to the project root.
+fn exclude_set(globs: &[String]) -> Result<globset::GlobSet, StackError> {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                StackError::config(
+                    Some(crate::config::file_origin(crate::config::FILE_NAME)),
+                    format!("envs.exclude: `{g}` is not a valid glob: {e}"),
+                    "use `*` within a directory, `**` across directories, e.g. `envs/**/draft-*.yaml`",
+                )
+            })?;
+        set.add(glob);
     }
-    re.push('$');
-    regex::Regex::new(&re).expect("escaped glob is a valid regex")
+    set.build().map_err(|e| {
+        StackError::config(
+            None,
+            format!("envs.exclude: {e}"),
+            "check the patterns in envs.exclude",
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn globs() {
-        let re = super::glob_regex("envs/**/draft-*.yaml");
-        assert!(re.is_match("envs/local/draft-x.yaml"));
-        assert!(re.is_match("envs/draft-x.yaml"));
-        assert!(!re.is_match("envs/local/x.yaml"));
+        let set = super::exclude_set(&["envs/**/draft-*".into(), "envs/ci/{a,b}.yaml".into()])
+            .unwrap();
+        assert!(set.is_match("envs/local/draft-x.yaml"));
+        assert!(set.is_match("envs/draft-x.yaml"));
+        assert!(set.is_match("envs/a/b/draft-x.yaml"));
+        assert!(set.is_match("envs/ci/b.yaml"));
+        assert!(!set.is_match("envs/local/x.yaml"));
+        // `**/` stands for whole directories: a name merely ending in the pattern is not excluded.
+        assert!(!set.is_match("envs/xdraft-a.yaml"));
+        assert!(!set.is_match("envs/local/xdraft-a.yaml"));
+        // `*` stays within one directory.
+        let one = super::exclude_set(&["envs/*.yaml".into()]).unwrap();
+        assert!(!one.is_match("envs/ci/a.yaml"));
+        assert!(super::exclude_set(&["envs/[".into()]).is_err());
     }
 }

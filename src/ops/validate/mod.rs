@@ -56,6 +56,8 @@ impl Report {
 /// A parsed layer file, shared by every target that uses it.
 struct Layer {
     root: Map,
+    /// Why Helm would refuse the file although it is YAML (`.nan`, `.inf`).
+    refusals: Vec<Finding>,
 }
 
 type ParsedLayer = (Layer, Vec<yaml::Note>);
@@ -106,6 +108,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         match r {
             Ok((layer, notes)) => {
                 values::checks::yaml_notes(&Arc::from(f.as_str()), &notes, &mut findings);
+                findings.extend(layer.refusals.iter().cloned());
                 values::checks::unknown_keys(&known, &layer.root, &mut findings);
                 layers.insert(f, layer);
             }
@@ -212,7 +215,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                 .collect(),
             errors: findings
                 .iter()
-                .filter(|f| f.severity == Severity::Error && f.targets.contains(&t.name))
+                .filter(|f| f.severity == Severity::Error && concerns(f, t))
                 .count(),
         })
         .collect();
@@ -225,6 +228,18 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     })
 }
 
+/// A finding concerns a target when it names it, or names no target and sits in one of its
+/// layer files (per-file findings are made once per file, not once per target).
+fn concerns(f: &Finding, t: &Target) -> bool {
+    if f.targets.is_empty() {
+        f.location
+            .as_ref()
+            .is_some_and(|o| t.layers.iter().any(|l| **l == *o.file))
+    } else {
+        f.targets.contains(&t.name)
+    }
+}
+
 fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError> {
     let text = std::fs::read_to_string(project.root.join(file)).map_err(|e| {
         StackError::config(
@@ -234,10 +249,12 @@ fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError>
         )
     })?;
     let doc = yaml::parse_values(&Arc::from(file), &text).map_err(StackError::from_parse)?;
+    let mut refusals = Vec::new();
+    values::checks::helm_refusals(&doc.root, &mut refusals);
     let Value::Map(root) = doc.root.value else {
         unreachable!("parse_values returns a map")
     };
-    Ok((Layer { root }, doc.notes))
+    Ok((Layer { root, refusals }, doc.notes))
 }
 
 /// Targets affected by changed files: a file in a target's layers, anything in the chart, or
