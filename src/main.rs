@@ -2,6 +2,7 @@ use clap::Parser;
 use stack::cli::{Cli, Cluster, Command, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
+use stack::values::strvals::{SetArg, SetKind};
 use stack::{ops, tool, ui};
 use std::process::ExitCode;
 
@@ -29,6 +30,13 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(p) => p.clone(),
         None => std::env::current_dir()?,
     };
+    if cli.format == ui::Format::Yaml && !matches!(cli.command, Command::Values(_)) {
+        return Err(StackError::Usage {
+            message: "--format yaml is for `stack values` only".into(),
+            hint: Some("use --format human, json or github".into()),
+        }
+        .into());
+    }
     match cli.command {
         Command::Schema => {
             println!(
@@ -136,12 +144,28 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Outcome::Clean
             })
         }
+        Command::Values(args) => {
+            let project = load(&root)?;
+            let opts = ops::values::Options {
+                target: args.target,
+                cloud: args.cloud,
+                set: set_args(args.set),
+            };
+            let report = ops::values::run(&project, &opts)?;
+            ui::values::print(&report, cli.format, args.origin);
+            Ok(if report.refusals.is_empty() {
+                Outcome::Clean
+            } else {
+                Outcome::Findings
+            })
+        }
         Command::Validate(Validate::Envs(args)) => {
             let project = load(&root)?;
             let opts = ops::validate::Options {
                 cloud: args.cloud,
                 files: args.files,
                 helm: args.helm,
+                set: set_args(args.set),
             };
             let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
             ui::print_validate(&report, cli.format)?;
@@ -152,6 +176,26 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             })
         }
     }
+}
+
+/// Helm's value flags as one list (their order within a kind is kept; Helm fixes the order of kinds).
+fn set_args(flags: stack::cli::SetFlags) -> Vec<SetArg> {
+    let kinds = [
+        (SetKind::Set, flags.set),
+        (SetKind::String, flags.set_string),
+        (SetKind::File, flags.set_file),
+        (SetKind::Json, flags.set_json),
+        (SetKind::Literal, flags.set_literal),
+    ];
+    kinds
+        .into_iter()
+        .flat_map(|(kind, texts)| {
+            texts.into_iter().map(move |text| SetArg {
+                kind: kind.clone(),
+                text,
+            })
+        })
+        .collect()
 }
 
 fn load(root: &std::path::Path) -> anyhow::Result<Project> {

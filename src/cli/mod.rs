@@ -27,6 +27,8 @@ pub enum Command {
     /// Validate configuration offline.
     #[command(subcommand)]
     Validate(Validate),
+    /// Print the values one env target's templates receive (`.Values` as Helm composes it).
+    Values(ValuesArgs),
     /// Print the JSON Schema of stack.yaml (for editor completion).
     Schema,
     /// Create, delete or inspect the cluster (kind, k3d, or an existing allowed context).
@@ -83,8 +85,45 @@ pub struct ValidateEnvs {
     /// Also run real `helm template` for every target (deep mode for CI).
     #[arg(long)]
     pub helm: bool,
+    #[command(flatten)]
+    pub set: SetFlags,
     /// Changed files (as pre-commit passes them): only the targets they affect are validated.
     pub files: Vec<PathBuf>,
+}
+
+/// Helm's value flags, parsed exactly as Helm parses them and applied after the env files in
+/// Helm's fixed order (--set-json, --set, --set-string, --set-file, --set-literal).
+#[derive(Debug, Default, clap::Args)]
+pub struct SetFlags {
+    /// Set a value (Helm's --set: `a.b=v`, `list={x,y}`, `a[0].b=v`; typed).
+    #[arg(long = "set", value_name = "KEY=VAL")]
+    pub set: Vec<String>,
+    /// Set a string value (Helm's --set-string).
+    #[arg(long = "set-string", value_name = "KEY=VAL")]
+    pub set_string: Vec<String>,
+    /// Set a value from a file's content (Helm's --set-file).
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
+    /// Set a JSON value (Helm's --set-json).
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    pub set_json: Vec<String>,
+    /// Set a literal string, nothing parsed (Helm's --set-literal).
+    #[arg(long = "set-literal", value_name = "KEY=VAL")]
+    pub set_literal: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValuesArgs {
+    /// The env target: its full name (`ci/app`) or its last part when unique (`app`).
+    pub target: String,
+    /// Cloud layer (envs/<NAME>.yaml). Default: stack.yaml `envs.cloud`, else the only cloud file.
+    #[arg(long, value_name = "NAME")]
+    pub cloud: Option<String>,
+    /// Show where each value was set (file:line:col), like `git config --show-origin`.
+    #[arg(long)]
+    pub origin: bool,
+    #[command(flatten)]
+    pub set: SetFlags,
 }
 
 #[derive(Debug, clap::Args)]

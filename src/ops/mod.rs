@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod doctor;
 pub mod up;
 pub mod validate;
+pub mod values;

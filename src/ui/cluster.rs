@@ -59,7 +59,7 @@ pub fn change_human(r: &ChangeReport, color: bool) -> String {
 pub fn print_change(r: &ChangeReport, format: Format) -> std::io::Result<()> {
     let text = match format {
         Format::Json => json(r),
-        Format::Human | Format::Github => change_human(r, use_color()),
+        Format::Human | Format::Github | Format::Yaml => change_human(r, use_color()),
     };
     std::io::stdout().write_all(text.as_bytes())
 }
@@ -148,7 +148,7 @@ pub fn status_human(r: &StatusReport, color: bool) -> String {
 pub fn print_status(r: &StatusReport, format: Format) -> std::io::Result<()> {
     let text = match format {
         Format::Json => json(r),
-        Format::Human | Format::Github => status_human(r, use_color()),
+        Format::Human | Format::Github | Format::Yaml => status_human(r, use_color()),
     };
     std::io::stdout().write_all(text.as_bytes())
 }
@@ -193,7 +193,7 @@ pub fn doctor_human(r: &DoctorReport, color: bool) -> String {
 pub fn print_doctor(r: &DoctorReport, format: Format) -> std::io::Result<()> {
     let text = match format {
         Format::Json => json(r),
-        Format::Human | Format::Github => doctor_human(r, use_color()),
+        Format::Human | Format::Github | Format::Yaml => doctor_human(r, use_color()),
     };
     std::io::stdout().write_all(text.as_bytes())
 }

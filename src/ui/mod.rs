@@ -5,6 +5,7 @@ pub mod build;
 pub mod cluster;
 pub mod logs;
 pub mod up;
+pub mod values;
 
 use crate::diag::{Finding, Severity};
 use crate::error::StackError;
@@ -16,6 +17,8 @@ pub enum Format {
     Human,
     Json,
     Github,
+    /// YAML (`stack values` only; its human form).
+    Yaml,
 }
 
 /// Whether to colour stderr/stdout output.
@@ -206,7 +209,7 @@ pub fn validate_summary(report: &Report) -> String {
 pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
     use std::io::Write;
     let text = match format {
-        Format::Human => validate_human(report, use_color()),
+        Format::Human | Format::Yaml => validate_human(report, use_color()),
         Format::Json => validate_json(report),
         Format::Github => {
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
@@ -257,7 +260,7 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
             };
             println!("::error{props}::{}", gh_data(&msg));
         }
-        Format::Human => {
+        Format::Human | Format::Yaml => {
             let st = Styles::new(
                 console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none(),
             );

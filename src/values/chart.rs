@@ -76,6 +76,9 @@ pub struct Chart {
     pub undeclared: Vec<Arc<Chart>>,
     /// Archives under charts/ (file name, chart name, version) — for the vendored-vs-lock check.
     pub vendored: Vec<Vendored>,
+    /// Every file under templates/ (Helm parses them all, partials and NOTES.txt included):
+    /// (display path, text), in path order.
+    pub templates: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +109,35 @@ enum Files {
 }
 
 impl Files {
+    /// Every file below `dir` (relative paths, sorted), recursively.
+    fn list(&self, dir: &str) -> Vec<String> {
+        match self {
+            Files::Dir(d) => {
+                let mut out = Vec::new();
+                let mut stack = vec![d.join(dir)];
+                while let Some(p) = stack.pop() {
+                    let Ok(entries) = std::fs::read_dir(&p) else {
+                        continue;
+                    };
+                    for e in entries.flatten() {
+                        let path = e.path();
+                        if path.is_dir() {
+                            stack.push(path);
+                        } else if let Ok(rel) = path.strip_prefix(d) {
+                            out.push(rel.to_string_lossy().replace('\\', "/"));
+                        }
+                    }
+                }
+                out.sort();
+                out
+            }
+            Files::Archive(m) => {
+                let prefix = format!("{dir}/");
+                m.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
+            }
+        }
+    }
+
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
         match self {
             Files::Dir(d) => std::fs::read(d.join(rel)).ok(),
@@ -341,7 +373,17 @@ fn load_files(files: Files, display: String) -> Result<Chart> {
         .map(|(_, c)| c)
         .collect();
 
+    let templates = files
+        .list("templates")
+        .into_iter()
+        .filter_map(|rel| {
+            let text = String::from_utf8_lossy(&files.read(&rel)?).into_owned();
+            Some((format!("{display}/{rel}"), text))
+        })
+        .collect();
+
     Ok(Chart {
+        templates,
         name,
         version,
         display,

@@ -5,6 +5,7 @@
 //! keep the last value (as go-yaml v2 does) and are reported; `<<` merge keys apply in order.
 //! This module does no I/O.
 
+pub mod emit;
 mod scalar;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};

@@ -11,7 +11,7 @@ use crate::config::{Project, RuleLevel};
 use crate::diag::{self, Finding, Rule, Severity};
 use crate::error::StackError;
 use crate::tool::{self, Cmd, Runner, Tool};
-use crate::values::{self, checks::KnownKeys};
+use crate::values::{self, checks::KnownKeys, strvals::SetArg, strvals::SetKind};
 use crate::yaml::{self, Map, Value};
 pub use discover::Target;
 use rayon::prelude::*;
@@ -26,6 +26,8 @@ pub struct Options {
     pub files: Vec<PathBuf>,
     /// Also run real `helm template` per target.
     pub helm: bool,
+    /// `--set`-style flags applied to every target after its layers, as CI passes image tags.
+    pub set: Vec<SetArg>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -54,13 +56,13 @@ impl Report {
 }
 
 /// A parsed layer file, shared by every target that uses it.
-struct Layer {
-    root: Map,
+pub(crate) struct Layer {
+    pub root: Map,
     /// Why Helm would refuse the file although it is YAML (`.nan`, `.inf`).
-    refusals: Vec<Finding>,
+    pub refusals: Vec<Finding>,
 }
 
-type ParsedLayer = (Layer, Vec<yaml::Note>);
+pub(crate) type ParsedLayer = (Layer, Vec<yaml::Note>);
 
 pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Report, StackError> {
     let chart_rel = discover::chart_dir(project)?;
@@ -86,6 +88,8 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         None
     };
 
+    // A malformed flag is a usage error for the whole run, found before any work.
+    apply_set(&mut Map::new(), &opts.set)?;
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
     let (defaults, tree) = values::compose::defaults_all(&chart);
     values::schema::precompile(&tree)?;
@@ -148,6 +152,9 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             let mut user = Map::new();
             for l in &t.layers {
                 values::compose::merge_maps(&mut user, &layers[l].root);
+            }
+            if let Err(e) = apply_set(&mut user, &opts.set) {
+                out.push(Finding::new(Rule::HelmRefuses, None, e.to_string()));
             }
             let composed = values::compose::compose(&chart, &user);
             values::checks::clashes(&composed.clashes, &mut out);
@@ -228,6 +235,31 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     })
 }
 
+/// The flag a `--set`-style argument came from, as the user typed it.
+pub(crate) fn set_flag(kind: &SetKind) -> &'static str {
+    match kind {
+        SetKind::Set => "--set",
+        SetKind::String => "--set-string",
+        SetKind::File => "--set-file",
+        SetKind::Json => "--set-json",
+        SetKind::Literal => "--set-literal",
+    }
+}
+
+/// Applies `--set`-style flags over the merged layer files in Helm's fixed order (strvals).
+/// `--set-file` paths are read as Helm reads them: relative to the current directory.
+pub(crate) fn apply_set(user: &mut Map, set: &[SetArg]) -> Result<(), StackError> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    values::strvals::apply(user, set, &|path: &str| std::fs::read_to_string(path)).map_err(|e| {
+        StackError::Usage {
+            message: format!("{} {}: {} (at character {})", e.flag, e.arg, e.message, e.col),
+            hint: Some("Helm's --set grammar: a.b=v, list={x,y}, a[0]=v, escape . , = with \\".into()),
+        }
+    })
+}
+
 /// A finding concerns a target when it names it, or names no target and sits in one of its
 /// layer files (per-file findings are made once per file, not once per target).
 fn concerns(f: &Finding, t: &Target) -> bool {
@@ -240,7 +272,7 @@ fn concerns(f: &Finding, t: &Target) -> bool {
     }
 }
 
-fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError> {
+pub(crate) fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError> {
     let text = std::fs::read_to_string(project.root.join(file)).map_err(|e| {
         StackError::config(
             None,

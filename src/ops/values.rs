@@ -1,0 +1,105 @@
+//! `stack values <target>`: the values one env target's templates receive — `.Values` after
+//! coalescing, subcharts under their alias, globals copied down — composed by the same code as
+//! `validate` (one truth), with each leaf's origin on request.
+
+use crate::config::Project;
+use crate::diag::{Finding, Rule, Severity};
+use crate::error::StackError;
+use crate::ops::validate::{self, discover, Target};
+use crate::values::{self, strvals::SetArg};
+use crate::yaml::Map;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    /// A target name (`ci/app`), or its last part when that is unique (`app`).
+    pub target: String,
+    pub cloud: Option<String>,
+    /// `--set`, `--set-string`, `--set-file`, `--set-json`, `--set-literal`, as given.
+    pub set: Vec<SetArg>,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub target: String,
+    /// chart values.yaml first, then the layers, then the `--set` flags: the order used.
+    pub layers: Vec<String>,
+    pub values: Map,
+    /// Why Helm would refuse to render this target (nothing is shown as values then).
+    pub refusals: Vec<Finding>,
+}
+
+pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
+    let chart_rel = discover::chart_dir(project)?;
+    let (targets, _cloud) = discover::targets(project, opts.cloud.as_deref())?;
+    let target = pick(&targets, &opts.target)?;
+    let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
+
+    let mut refusals = Vec::new();
+    let mut user = Map::new();
+    for l in &target.layers {
+        let (layer, _notes) = validate::parse_layer(project, l)?;
+        refusals.extend(layer.refusals.iter().cloned());
+        values::compose::merge_maps(&mut user, &layer.root);
+    }
+    validate::apply_set(&mut user, &opts.set)?;
+    values::checks::helm_refusals(&chart.values, &mut refusals);
+    let composed = values::compose::compose(&chart, &user);
+    let mut clashes = Vec::new();
+    values::checks::clashes(&composed.clashes, &mut clashes);
+    refusals.extend(
+        clashes
+            .into_iter()
+            .filter(|f| f.rule == Rule::HelmRefuses),
+    );
+    for f in &mut refusals {
+        f.severity = Severity::Error;
+    }
+    let mut layers = vec![format!("{chart_rel}/values.yaml")];
+    layers.extend(target.layers.iter().cloned());
+    layers.extend(
+        opts.set
+            .iter()
+            .map(|s| format!("{} {}", validate::set_flag(&s.kind), s.text)),
+    );
+    Ok(Report {
+        target: target.name.clone(),
+        layers,
+        values: composed.values,
+        refusals,
+    })
+}
+
+/// The target named `wanted`: its full name, else the only target whose last part it is.
+fn pick<'t>(targets: &'t [Target], wanted: &str) -> Result<&'t Target, StackError> {
+    if let Some(t) = targets.iter().find(|t| t.name == wanted) {
+        return Ok(t);
+    }
+    let by_last: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.name.rsplit('/').next() == Some(wanted))
+        .collect();
+    match by_last.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            let hint = match values::checks::did_you_mean(wanted, &names) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("targets: {}", names.join(", ")),
+            };
+            Err(StackError::Usage {
+                message: format!("no env target `{wanted}`"),
+                hint: Some(hint),
+            })
+        }
+        many => Err(StackError::Usage {
+            message: format!("`{wanted}` names several targets"),
+            hint: Some(format!(
+                "say which: {}",
+                many.iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }),
+    }
+}
