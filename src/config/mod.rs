@@ -71,6 +71,10 @@ pub struct ChartConfig {
     pub path: Option<String>,
     /// Release name template (minijinja; variables: project, type, name). Default `{{ project }}-{{ name }}`.
     pub release: Option<String>,
+    /// Every dependency must come from an OCI registry (`oci://…`): a `file://` or HTTP
+    /// repository in Chart.yaml is an error at its line (charts that are published need this).
+    #[serde(default)]
+    pub require_oci: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -139,6 +143,18 @@ pub struct ExtraTarget {
 pub struct PolicyConfig {
     #[serde(default)]
     pub image_tags: ImageTagPolicy,
+    /// Values that must be equal across env types, e.g. preview and live agreeing on TLS.
+    #[serde(default)]
+    pub parity: Vec<ParityRule>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ParityRule {
+    /// Env types whose targets must agree (e.g. `[preview, live]`).
+    pub types: Vec<String>,
+    /// Dotted value paths (e.g. `ingress.tls`) compared after composition (absent counts as a value).
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -660,3 +660,181 @@ fn schema_command_prints_the_checked_schema() {
     assert_eq!(schema["title"], "stack.yaml");
     assert!(schema.to_string().contains("extraTargets"));
 }
+
+#[test]
+fn helm_refuses_nan_and_inf_and_so_does_validate() {
+    let tmp = reference_copy();
+    let root = tmp.path();
+    append(
+        root,
+        "envs/ci/kind.yaml",
+        "limits:\n  ratio: .nan\n  list: [1, -.Inf]\n",
+    );
+    let out = stack(root, &["validate", "envs", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let refusals: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "helm-refuses")
+        .map(|f| format!("{}:{}", f["location"]["line"], f["location"]["col"]))
+        .collect();
+    let base = std::fs::read_to_string(support::project_root().join("envs/ci/kind.yaml"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        refusals,
+        [format!("{}:3", base + 2), format!("{}:13", base + 3)]
+    );
+    // `stack values` shows nothing for a target Helm refuses: exit 1, the reason on stderr.
+    let out = stack(root, &["values", "ci/kind"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("json: unsupported value: NaN"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn values_command_shows_what_the_templates_receive() {
+    let tmp = reference_copy();
+    let root = tmp.path();
+    let out = stack(
+        root,
+        &[
+            "values",
+            "kind",
+            "--format",
+            "json",
+            "--set",
+            "backend-api.image.tag=9.9.9,global.n=010",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backend-api"]["image"]["tag"], "9.9.9");
+    // Globals are copied down into every subchart; `010` stays a string under --set.
+    assert_eq!(v["frontend"]["global"]["n"], "010");
+    assert_eq!(v["backend-api"]["global"]["cloud"], v["global"]["cloud"]);
+    // --origin: each leaf with the file:line:col that set it.
+    let out = stack(
+        root,
+        &[
+            "values",
+            "ci/kind",
+            "--origin",
+            "--set-string",
+            "replicas=3",
+        ],
+    );
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.starts_with("# charts/app/values.yaml → envs/aws.yaml → "),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("replicas: \"3\"  # (--set-string):1:1\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("    cloud: aws  # envs/aws.yaml:"), "{yaml}");
+    let out = stack(root, &["values", "ci/kind", "--origin", "--format", "json"]);
+    let leaves: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let tag = leaves
+        .iter()
+        .find(|l| l["path"] == serde_json::json!(["backend-api", "image", "tag"]))
+        .unwrap();
+    assert_eq!(tag["origin"]["file"], "envs/ci/kind.yaml");
+    // Unknown target: did-you-mean, exit 2; a malformed --set: Helm's message, exit 2.
+    let out = stack(root, &["values", "ci/knd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("did you mean `ci/kind`?"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = stack(root, &["values", "ci/kind", "--set", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("key \"a\" has no value"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = stack(root, &["validate", "envs", "--format", "yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn parity_oci_requirement_and_exclude_globs_from_stack_yaml() {
+    let tmp = reference_copy();
+    let root = tmp.path();
+    let cfg = std::fs::read_to_string(root.join("stack.yaml"))
+        .unwrap()
+        .replace(
+            "  release: \"{{ project }}-{{ name }}\"\n",
+            "  release: \"{{ project }}-{{ name }}\"\n  requireOci: true\n",
+        )
+        .replace(
+            "envs:\n  cloud: aws\n",
+            "envs:\n  cloud: aws\n  exclude: [\"envs/**/draft-*\"]\n  policy:\n    parity:\n      - types: [preview, live]\n        keys: [ingress.tls, backend-api.replicaCount]\n",
+        );
+    std::fs::write(root.join("stack.yaml"), cfg).unwrap();
+    append(root, "envs/preview/pr.yaml", "ingress:\n  tls: false\n");
+    let pr_lines = std::fs::read_to_string(root.join("envs/preview/pr.yaml"))
+        .unwrap()
+        .lines()
+        .count();
+    append(root, "envs/preview/draft-x.yaml", "whatever: [\n");
+    append(
+        root,
+        "envs/preview/xdraft-y.yaml",
+        "backend-api: {image: {tag: \"1.0.0\"}}\nfrontend: {image: {tag: \"1.0.0\"}}\n",
+    );
+    let out = stack(root, &["validate", "envs", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}{}", text(&out.stdout), text(&out.stderr)));
+    let targets: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    // The broken draft is excluded; `xdraft-y` only ends like the pattern and stays a target.
+    assert!(!targets.contains(&"preview/draft-x"), "{targets:?}");
+    assert!(targets.contains(&"preview/xdraft-y"), "{targets:?}");
+    let by_rule = |rule: &str| -> Vec<String> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| {
+                format!(
+                    "{}:{} {}",
+                    f["location"]["file"].as_str().unwrap(),
+                    f["location"]["line"],
+                    f["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // preview/pr turns TLS off where live and the other preview keep it on: pr is the odd one out,
+    // reported at the line that set it; live's replicaCount 2 (its default.yaml) against 1.
+    let parity = by_rule("env-parity");
+    assert_eq!(parity.len(), 2, "{parity:?}");
+    assert!(parity.contains(&format!("envs/preview/pr.yaml:{pr_lines} `ingress.tls` must agree across preview/live envs: preview/pr has false, live/acme-shop has true")), "{parity:?}");
+    assert!(parity.iter().any(|p| p.starts_with("envs/live/default.yaml:7 `backend-api.replicaCount` must agree across preview/live envs: live/acme-shop has 2")), "{parity:?}");
+    // Every file:// dependency, at its `repository:` line in Chart.yaml.
+    let oci = by_rule("file-dependency");
+    assert_eq!(oci.len(), 3, "{oci:?}");
+    assert!(
+        oci[0].starts_with(
+            "charts/app/Chart.yaml:11 dependency `backend-api` comes from `file://../backend`"
+        ),
+        "{oci:?}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

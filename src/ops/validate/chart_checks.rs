@@ -9,8 +9,11 @@ use crate::yaml::{Origin, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub fn check(chart: &Chart, out: &mut Vec<Finding>) -> Result<(), StackError> {
+pub fn check(chart: &Chart, require_oci: bool, out: &mut Vec<Finding>) -> Result<(), StackError> {
     values_notes(chart, out);
+    if require_oci {
+        oci_dependencies(chart, out);
+    }
     lock_digest(chart, out)?;
     subcharts_not_checked(chart, out);
     Ok(())
@@ -22,6 +25,40 @@ fn values_notes(chart: &Chart, out: &mut Vec<Finding>) {
     crate::values::checks::helm_refusals(&chart.values, out);
     for sub in chart.subcharts.iter().filter_map(|s| s.chart.as_deref()) {
         values_notes(sub, out);
+    }
+}
+
+/// `chart.requireOci`: a dependency from `file://` (or an HTTP repository) where only published
+/// OCI charts are allowed, at its `repository:` line.
+fn oci_dependencies(chart: &Chart, out: &mut Vec<Finding>) {
+    for sub in &chart.subcharts {
+        let repo = &sub.dep.repository;
+        if repo.starts_with("oci://") {
+            continue;
+        }
+        let at = match &sub.dep.raw.value {
+            Value::Map(m) => m.get("repository").map_or(&sub.dep.origin, |n| &n.origin),
+            _ => &sub.dep.origin,
+        };
+        let shown = if repo.is_empty() {
+            "no repository (charts/ only)".to_owned()
+        } else {
+            format!("`{repo}`")
+        };
+        out.push(
+            Finding::new(
+                Rule::FileDependency,
+                Some(at.clone()),
+                format!(
+                    "dependency `{}` comes from {shown}, but `chart.requireOci` allows only OCI registries",
+                    sub.dep.key()
+                ),
+            )
+            .hint(format!(
+                "publish it (`helm push`) and set `repository: oci://<registry>/<path>`, then `helm dependency update {}`",
+                chart.display
+            )),
+        );
     }
 }
 

@@ -96,7 +96,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     let known = KnownKeys::new(defaults, tree);
 
     let mut findings = Vec::new();
-    chart_checks::check(&chart, &mut findings)?;
+    chart_checks::check(&chart, project.config.chart.require_oci, &mut findings)?;
 
     // Parse every layer file once; report every malformed file, not only the first.
     let mut files: Vec<&String> = targets.iter().flat_map(|t| t.layers.iter()).collect();
@@ -145,7 +145,8 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     }
 
     let policy = &project.config.envs.policy.image_tags;
-    let per_target: Vec<Vec<Finding>> = targets
+    let parity = &project.config.envs.policy.parity;
+    let per_target: Vec<(Vec<Finding>, Vec<Option<yaml::Node>>)> = targets
         .par_iter()
         .map(|t| {
             let mut out = Vec::new();
@@ -180,10 +181,22 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             for f in &mut out {
                 f.targets.push(t.name.clone());
             }
-            out
+            let compared = parity
+                .iter()
+                .flat_map(|rule| rule.keys.iter().map(move |k| (rule, k)))
+                .map(|(rule, key)| {
+                    rule.types
+                        .contains(&t.env_type)
+                        .then(|| values::compose::path_value(&composed.values, key).cloned())
+                        .flatten()
+                })
+                .collect();
+            (out, compared)
         })
         .collect();
+    let (per_target, compared): (Vec<_>, Vec<_>) = per_target.into_iter().unzip();
     findings.extend(per_target.into_iter().flatten());
+    parity_findings(parity, &targets, &compared, &mut findings);
 
     if let Some(helm) = &helm {
         let release_tpl = project
@@ -233,6 +246,69 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         findings,
         nothing_affected: None,
     })
+}
+
+/// `envs.policy.parity`: for each key, every target of the listed types must hold the same composed
+/// value. The odd ones out (all but the most common value) are reported where their value was set.
+fn parity_findings(
+    rules: &[crate::config::ParityRule],
+    targets: &[Target],
+    compared: &[Vec<Option<yaml::Node>>],
+    out: &mut Vec<Finding>,
+) {
+    let keys = rules
+        .iter()
+        .flat_map(|r| r.keys.iter().map(move |k| (r, k)));
+    for (i, (rule, key)) in keys.enumerate() {
+        let members: Vec<(&Target, Option<&yaml::Node>)> = targets
+            .iter()
+            .zip(compared)
+            .filter(|(t, _)| rule.types.contains(&t.env_type))
+            .map(|(t, c)| (t, c[i].as_ref()))
+            .collect();
+        let shown = |n: Option<&yaml::Node>| match n {
+            Some(n) => serde_json::to_string(&n.value.to_json()).expect("serializes"),
+            None => "(not set)".to_owned(),
+        };
+        let mut groups: Vec<(String, Vec<(&Target, Option<&yaml::Node>)>)> = Vec::new();
+        for (t, n) in members {
+            let v = shown(n);
+            match groups.iter_mut().find(|(g, _)| *g == v) {
+                Some((_, ts)) => ts.push((t, n)),
+                None => groups.push((v, vec![(t, n)])),
+            }
+        }
+        if groups.len() < 2 {
+            continue;
+        }
+        groups.sort_by_key(|(_, ts)| std::cmp::Reverse(ts.len()));
+        let (common, holders) = &groups[0];
+        let holder = holders[0].0;
+        for (value, ts) in &groups[1..] {
+            for (t, n) in ts {
+                let at = match n {
+                    Some(n) if t.layers.iter().any(|l| **l == *n.origin.file) => n.origin.clone(),
+                    _ => crate::config::file_origin(&t.file),
+                };
+                let mut f = Finding::new(
+                    Rule::EnvParity,
+                    Some(at),
+                    format!(
+                        "`{key}` must agree across {} envs: {} has {value}, {} has {common}",
+                        rule.types.join("/"),
+                        t.name,
+                        holder.name
+                    ),
+                )
+                .hint(format!(
+                    "set the same value in both (or in a layer they share, such as the cloud file); compare with `stack values {}` and `stack values {}`",
+                    t.name, holder.name
+                ));
+                f.targets.push(t.name.clone());
+                out.push(f);
+            }
+        }
+    }
 }
 
 /// The flag a `--set`-style argument came from, as the user typed it.
