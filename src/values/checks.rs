@@ -3,32 +3,140 @@
 
 use crate::diag::{Finding, Rule};
 use crate::values::compose::{Clash, Tree};
+use crate::values::templates::{self, ChartTemplates, Refs, TemplateFile};
+use std::collections::HashSet;
 use crate::yaml::{Map, Node, Note, Origin, Value};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
-/// What a user file may set: the chart's defaults (every subchart enabled) and its schemas.
+/// What a user file may set: the chart's defaults (every subchart enabled), its schemas, the
+/// paths dependency conditions read, and the paths the chart's templates read.
 pub struct KnownKeys<'c> {
     pub defaults: Map,
     pub tree: Tree<'c>,
     /// Dotted paths that dependency conditions read (`sub.enabled`): Helm uses them.
-    pub conditions: std::collections::HashSet<String>,
+    pub conditions: HashSet<String>,
+    /// What the templates of the chart and every subchart read (`values::templates`).
+    pub refs: Refs,
 }
 
 impl<'c> KnownKeys<'c> {
-    pub fn new(defaults: Map, tree: Tree<'c>) -> Self {
-        let mut conditions = std::collections::HashSet::new();
+    /// `layers`: the user files in play; their template-like strings (`tpl`) are scanned too.
+    pub fn new(defaults: Map, tree: Tree<'c>, layers: &[&Map]) -> Self {
+        let mut conditions = HashSet::new();
         condition_paths(&tree, "", &mut conditions);
+        let mut charts = Vec::new();
+        chart_templates(&tree, Vec::new(), &mut charts);
+        let mut strings = Vec::new();
+        template_strings(&defaults, &mut Vec::new(), &mut strings);
+        for layer in layers {
+            template_strings(layer, &mut Vec::new(), &mut strings);
+        }
+        let refs = templates::scan(&charts, &strings);
         KnownKeys {
             defaults,
             tree,
             conditions,
+            refs,
+        }
+    }
+
+    /// What the scan could not read, once per chart: computed keys (`index .Values.a $k`) and
+    /// templates that do not parse. Keys below those paths are not checked; this says so.
+    pub fn scan_notes(&self, out: &mut Vec<Finding>) {
+        let chart_of = |file: &str| {
+            file.split_once("/templates/")
+                .map_or(file, |(chart, _)| chart)
+                .to_owned()
+        };
+        let mut by_chart: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for d in self.refs.dynamic() {
+            by_chart.entry(chart_of(&d.file)).or_default().push(format!(
+                "`{}` ({}:{}) leaves `{}` unchecked",
+                d.expr,
+                d.file,
+                d.line,
+                dotted(&d.prefix)
+            ));
+        }
+        for (chart, what) in by_chart {
+            out.push(
+                Finding::new(
+                    Rule::TemplateScan,
+                    Some(crate::config::file_origin(&format!("{chart}/Chart.yaml"))),
+                    format!(
+                        "{chart}'s templates read values with computed keys, so keys below these paths are not checked: {}",
+                        what.join("; ")
+                    ),
+                )
+                .hint("nothing to fix; declare such keys in values.yaml or values.schema.json to have them checked"),
+            );
+        }
+        for u in self.refs.unreadable() {
+            let what = if u.value_string { "value string" } else { "template" };
+            out.push(
+                Finding::new(
+                    Rule::TemplateScan,
+                    Some(crate::config::file_origin(&u.file)),
+                    format!("{what} {}:{} could not be read ({}): the values it reads count as known", u.file, u.line, u.message),
+                )
+                .hint("run `helm template` (or `stack validate envs --helm`) to see whether Helm reads it"),
+            );
         }
     }
 }
 
+fn dotted(path: &[String]) -> String {
+    path.join(".")
+}
+
+/// Every chart instance's templates with its values path (a subchart used twice is read twice,
+/// once under each alias).
+fn chart_templates(tree: &Tree<'_>, prefix: Vec<String>, out: &mut Vec<ChartTemplates>) {
+    out.push(ChartTemplates {
+        prefix: prefix.clone(),
+        files: tree
+            .chart
+            .templates
+            .iter()
+            .map(|(name, text)| TemplateFile {
+                name: name.clone(),
+                text: text.clone(),
+            })
+            .collect(),
+    });
+    for child in &tree.children {
+        let mut p = prefix.clone();
+        p.push(child.key.clone());
+        chart_templates(child, p, out);
+    }
+}
+
+/// String values holding `{{`: charts render them with `tpl`.
+fn template_strings(map: &Map, at: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+    fn node(n: &Node, at: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+        match &n.value {
+            Value::Str(s) if s.contains("{{") => out.push((at.clone(), s.clone())),
+            Value::Map(m) => template_strings(m, at, out),
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    at.push(i.to_string());
+                    node(item, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, n) in map {
+        at.push(k.clone());
+        node(n, at, out);
+        at.pop();
+    }
+}
+
 /// Condition paths resolve from the top-level values, below the subchart's own path when nested.
-fn condition_paths(tree: &Tree<'_>, prefix: &str, out: &mut std::collections::HashSet<String>) {
+fn condition_paths(tree: &Tree<'_>, prefix: &str, out: &mut HashSet<String>) {
     for sub in &tree.chart.subcharts {
         for c in sub
             .dep
@@ -45,94 +153,183 @@ fn condition_paths(tree: &Tree<'_>, prefix: &str, out: &mut std::collections::Ha
     }
 }
 
-/// Reports every key of a user layer that matches nothing in the chart defaults, the schema or a
-/// dependency alias (Helm silently ignores such keys — usually a typo).
+/// Reports every key of a user layer that nothing reads: not declared in the chart's defaults or
+/// schema, not a dependency alias or condition, and read by no template (Helm ignores such keys —
+/// usually a typo).
 pub fn unknown_keys(known: &KnownKeys<'_>, layer: &Map, out: &mut Vec<Finding>) {
     let schema = known.tree.chart.schema.as_ref().map(|s| (&s.json, &s.json));
-    walk(
-        layer,
-        Some(&known.defaults),
+    let level = Level {
+        defaults: Some(&known.defaults),
         schema,
-        Some(&known.tree),
-        "",
-        &known.conditions,
-        out,
-    );
+        tree: Some(&known.tree),
+    };
+    walk(known, layer, level, &mut Vec::new(), out);
 }
 
 type SchemaAt<'a> = Option<(&'a Json, &'a Json)>; // (node, document root for $ref)
 
+/// What describes one level of the user's values.
+#[derive(Clone, Copy)]
+struct Level<'a, 'c> {
+    defaults: Option<&'a Map>,
+    schema: SchemaAt<'a>,
+    /// The chart at this level, when the level is a chart's values root.
+    tree: Option<&'a Tree<'c>>,
+}
+
 fn walk(
+    known: &KnownKeys<'_>,
     layer: &Map,
-    defaults: Option<&Map>,
-    schema: SchemaAt<'_>,
-    tree: Option<&Tree<'_>>,
-    path: &str,
-    used: &std::collections::HashSet<String>,
+    level: Level<'_, '_>,
+    at: &mut Vec<String>,
     out: &mut Vec<Finding>,
 ) {
-    let schema = schema.map(|(s, root)| (deref(s, root), root));
+    let schema = level.schema.map(|(s, root)| (deref(s, root), root));
+    let tree = level.tree;
     for (key, node) in layer {
-        let full = if path.is_empty() {
-            key.clone()
-        } else {
-            format!("{path}.{key}")
-        };
-        if tree.is_some_and(|t| t.chart.subcharts.iter().any(|s| s.dep.key() == key)) {
-            // A dependency alias: descend with the subchart's own schema.
-            let child = tree.and_then(|t| t.children.iter().find(|c| c.key == *key));
-            let sub_defaults = defaults
-                .and_then(|d| d.get(key))
-                .and_then(|n| n.value.as_map());
-            if let (Value::Map(m), Some(child)) = (&node.value, child) {
-                let sub_schema = child.chart.schema.as_ref().map(|s| (&s.json, &s.json));
-                walk(m, sub_defaults, sub_schema, Some(child), &full, used, out);
-            }
-            continue;
-        }
-        if tree.is_some() && (key == "global" || (path.is_empty() && key == "tags")) {
-            continue; // free-form by Helm's design
-        }
-        let default = defaults.and_then(|d| d.get(key));
-        let prop = schema.and_then(|(s, root)| property_schema(s, key).map(|p| (p, root)));
-        if default.is_none() && prop.is_none() && !used.contains(&full) {
-            if is_open(defaults, schema) {
-                continue;
-            }
-            let mut candidates: Vec<&str> = defaults
-                .map(|d| d.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            if let Some((s, _)) = schema {
-                if let Some(Json::Object(props)) = s.get("properties") {
-                    candidates.extend(props.keys().map(String::as_str));
-                }
-            }
-            if let Some(t) = tree {
-                candidates.extend(t.chart.subcharts.iter().map(|s| s.dep.key()));
-            }
-            let mut f = Finding::new(
-                Rule::UnknownKey,
-                Some(node.origin.clone()),
-                format!("`{full}` matches nothing in the chart: Helm ignores it"),
-            );
-            f = match did_you_mean(key, &candidates) {
-                Some(best) => f.hint(format!("did you mean `{}`?", replace_last(&full, best))),
-                None => {
-                    f.hint("remove it, or add it to the chart's values.yaml or values.schema.json")
-                }
+        at.push(key.clone());
+        check_key(known, key, node, Level { schema, ..level }, tree, at, out);
+        at.pop();
+    }
+}
+
+fn check_key(
+    known: &KnownKeys<'_>,
+    key: &str,
+    node: &Node,
+    level: Level<'_, '_>,
+    tree: Option<&Tree<'_>>,
+    at: &mut Vec<String>,
+    out: &mut Vec<Finding>,
+) {
+    let (defaults, schema) = (level.defaults, level.schema);
+    let segs: Vec<&str> = at.iter().map(String::as_str).collect();
+    let full = dotted(at);
+    if tree.is_some_and(|t| t.chart.subcharts.iter().any(|s| s.dep.key() == key)) {
+        // A dependency alias: descend with the subchart's own defaults and schema.
+        let child = tree.and_then(|t| t.children.iter().find(|c| c.key == *key));
+        let sub_defaults = defaults
+            .and_then(|d| d.get(key))
+            .and_then(|n| n.value.as_map());
+        if let (Value::Map(m), Some(child)) = (&node.value, child) {
+            let sub_schema = child.chart.schema.as_ref().map(|s| (&s.json, &s.json));
+            let sub = Level {
+                defaults: sub_defaults,
+                schema: sub_schema,
+                tree: Some(child),
             };
-            out.push(f);
-            continue;
+            walk(known, m, sub, at, out);
         }
-        if let Value::Map(m) = &node.value {
+        return;
+    }
+    if tree.is_some() && (key == "global" || (at.len() == 1 && key == "tags")) {
+        return; // free-form by Helm's design
+    }
+    let default = defaults.and_then(|d| d.get(key));
+    let prop = schema.and_then(|(s, root)| property_schema(s, key).map(|p| (p, root)));
+    let read = known.refs.is_known(&segs);
+    if default.is_none() && prop.is_none() && !read && !known.conditions.contains(&full) {
+        if is_open(defaults, schema) {
+            return;
+        }
+        let mut candidates: Vec<String> = defaults
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some((s, _)) = schema {
+            if let Some(Json::Object(props)) = s.get("properties") {
+                candidates.extend(props.keys().cloned());
+            }
+        }
+        if let Some(t) = tree {
+            candidates.extend(t.chart.subcharts.iter().map(|s| s.dep.key().to_owned()));
+        }
+        // Keys the templates read at this level.
+        let parent = &segs[..segs.len() - 1];
+        candidates.extend(
+            known
+                .refs
+                .paths()
+                .into_iter()
+                .filter(|(p, _)| p.len() == segs.len() && p[..parent.len()] == *parent)
+                .map(|(p, _)| p[parent.len()].clone())
+                .filter(|k| k != "*"),
+        );
+        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        let mut f = Finding::new(
+            Rule::UnknownKey,
+            Some(node.origin.clone()),
+            format!("`{full}` is not declared by the chart and no template reads it: Helm ignores it"),
+        );
+        f = match did_you_mean(key, &candidates) {
+            Some(best) => f.hint(format!("did you mean `{}`?", replace_last(&full, best))),
+            None => f.hint(
+                "remove it, or add it to the chart's values.yaml or values.schema.json",
+            ),
+        };
+        out.push(f);
+        return;
+    }
+    if known.refs.is_whole(&segs) {
+        return; // a template consumes the whole subtree (toYaml, tpl, a computed key, …)
+    }
+    match &node.value {
+        Value::Map(m) => {
             let sub_defaults = default.and_then(|n| n.value.as_map());
             // A default that is not a map (null, scalar) or absent leaves only the schema to judge.
             if default.is_some() && sub_defaults.is_none() && prop.is_none() {
-                continue;
+                return;
             }
-            walk(m, sub_defaults, prop, None, &full, used, out);
+            let sub = Level {
+                defaults: sub_defaults,
+                schema: prop,
+                tree: None,
+            };
+            walk(known, m, sub, at, out);
+        }
+        Value::Seq(items) => {
+            // Lists of maps: descend when the defaults or the schema say what an item holds.
+            let item_defaults = default.and_then(|n| list_item_defaults(&n.value));
+            let item_schema = prop.and_then(|(p, root)| {
+                let p = deref(p, root);
+                p.get("items").filter(|i| i.is_object()).map(|i| (i, root))
+            });
+            if item_defaults.is_none() && item_schema.is_none() {
+                return;
+            }
+            for (i, item) in items.iter().enumerate() {
+                if let Value::Map(m) = &item.value {
+                    at.push(i.to_string());
+                    let sub = Level {
+                        defaults: item_defaults.as_ref(),
+                        schema: item_schema,
+                        tree: None,
+                    };
+                    walk(known, m, sub, at, out);
+                    at.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the default items of a list of maps declare: the union of their keys (values from the
+/// first item holding each key). None unless every item is a non-empty map.
+fn list_item_defaults(v: &Value) -> Option<Map> {
+    let Value::Seq(items) = v else { return None };
+    if items.is_empty() {
+        return None;
+    }
+    let mut union = Map::new();
+    for item in items {
+        let Value::Map(m) = &item.value else {
+            return None;
+        };
+        for (k, n) in m {
+            union.entry(k.clone()).or_insert_with(|| n.clone());
         }
     }
+    (!union.is_empty()).then_some(union)
 }
 
 fn replace_last(full: &str, best: &str) -> String {
@@ -301,66 +498,84 @@ pub fn yaml_notes(file: &Arc<str>, notes: &[Note], out: &mut Vec<Finding>) {
     }
 }
 
-/// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`. The finding
+/// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`. An empty
+/// (or absent) tag passes when a template falls back to a pinned version for it
+/// (`.Chart.AppVersion`, or a literal other than `latest`): that is what Helm deploys. The finding
 /// points at the tag when an env layer set it, else at the target file (the place to pin one).
-pub fn image_tags(
-    values: &Map,
-    forbidden: &[String],
-    target_type: &str,
-    layers: &[String],
-    target: &str,
-    out: &mut Vec<Finding>,
-) {
-    let in_layers = |o: &Origin| layers.iter().any(|l| **l == *o.file);
-    let mut stack: Vec<(String, &Map)> = vec![(String::new(), values)];
-    while let Some((path, map)) = stack.pop() {
-        for (key, node) in map {
-            let full = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            let Value::Map(m) = &node.value else { continue };
-            stack.push((full.clone(), m));
-            if !matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
-                continue;
+pub struct ImageTagCheck<'a> {
+    pub forbidden: &'a [String],
+    pub target_type: &'a str,
+    pub layers: &'a [String],
+    pub target: &'a str,
+    pub refs: &'a Refs,
+}
+
+impl ImageTagCheck<'_> {
+    pub fn run(&self, values: &Map, out: &mut Vec<Finding>) {
+        let in_layers = |o: &Origin| self.layers.iter().any(|l| **l == *o.file);
+        let mut stack: Vec<(Vec<String>, &Map)> = vec![(Vec::new(), values)];
+        while let Some((path, map)) = stack.pop() {
+            for (key, node) in map {
+                let mut at = path.clone();
+                at.push(key.clone());
+                let Value::Map(m) = &node.value else { continue };
+                stack.push((at.clone(), m));
+                if !matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
+                    continue;
+                }
+                let (tag, set_at) = match m.get("tag") {
+                    Some(Node {
+                        value: Value::Str(s),
+                        origin,
+                    }) => (s.clone(), Some(origin)),
+                    Some(Node {
+                        value: Value::Number(n),
+                        origin,
+                    }) => (crate::yaml::number_to_json(*n).to_string(), Some(origin)),
+                    Some(Node {
+                        value: Value::Null,
+                        origin,
+                    }) => (String::new(), Some(origin)),
+                    Some(_) => continue,
+                    None => (String::new(), None),
+                };
+                if !self.forbidden.contains(&tag) {
+                    continue;
+                }
+                let full = dotted(&at);
+                let mut tag_path: Vec<&str> = at.iter().map(String::as_str).collect();
+                tag_path.push("tag");
+                if tag.is_empty() && self.refs.tag_fallback(&tag_path).is_some() {
+                    continue; // the template pins it (`default .Chart.AppVersion`, …)
+                }
+                let shown = if tag.is_empty() {
+                    "empty and no template falls back to a pinned version".to_owned()
+                } else {
+                    format!("`{tag}`")
+                };
+                let (location, from) = match set_at {
+                    Some(o) if in_layers(o) => (o.clone(), String::new()),
+                    Some(o) => (
+                        crate::config::file_origin(self.target),
+                        format!(" (chart default at {o})"),
+                    ),
+                    None => (crate::config::file_origin(self.target), String::new()),
+                };
+                out.push(
+                    Finding::new(
+                        Rule::ImageTag,
+                        Some(location),
+                        format!(
+                            "`{full}.tag` is {shown}{from}, which the policy forbids for `{}` envs",
+                            self.target_type
+                        ),
+                    )
+                    .hint(format!(
+                        "pin a released version in {}, e.g. `{full}.tag: \"1.4.2\"`",
+                        self.target
+                    )),
+                );
             }
-            let (tag, set_at) = match m.get("tag") {
-                Some(Node {
-                    value: Value::Str(s),
-                    origin,
-                }) => (s.clone(), Some(origin)),
-                Some(Node {
-                    value: Value::Number(n),
-                    origin,
-                }) => (crate::yaml::number_to_json(*n).to_string(), Some(origin)),
-                Some(Node {
-                    value: Value::Null,
-                    origin,
-                }) => (String::new(), Some(origin)),
-                Some(_) => continue,
-                None => (String::new(), None),
-            };
-            if !forbidden.contains(&tag) {
-                continue;
-            }
-            let shown = if tag.is_empty() {
-                "empty".to_owned()
-            } else {
-                format!("`{tag}`")
-            };
-            let (location, from) = match set_at {
-                Some(o) if in_layers(o) => (o.clone(), String::new()),
-                Some(o) => (
-                    crate::config::file_origin(target),
-                    format!(" (chart default at {o})"),
-                ),
-                None => (crate::config::file_origin(target), String::new()),
-            };
-            out.push(
-                Finding::new(Rule::ImageTag, Some(location), format!("`{full}.tag` is {shown}{from}, which the policy forbids for `{target_type}` envs"))
-                    .hint(format!("pin a released version in {target}, e.g. `{full}.tag: \"1.4.2\"`")),
-            );
         }
     }
 }

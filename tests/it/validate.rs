@@ -68,6 +68,13 @@ fn broken_tree() -> tempfile::TempDir {
         1,
     );
     std::fs::write(&chart, edited).unwrap();
+    // The frontend's template uses its tag with no fallback: an empty tag deploys `repo:`.
+    let deployment = root.join("charts/frontend/templates/deployment.yaml");
+    let edited = std::fs::read_to_string(&deployment).unwrap().replace(
+        "{{ .Values.image.tag | default .Chart.AppVersion }}",
+        "{{ .Values.image.tag }}",
+    );
+    std::fs::write(&deployment, edited).unwrap();
     tmp
 }
 
@@ -152,9 +159,17 @@ fn each_finding_kind_points_at_the_line_to_edit() {
         at("yaml11-scalar", "envs/ci/broken.yaml", 7),
         "enabled: yes"
     );
+    let tag_findings: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["rule"] == "image-tag" && f["location"]["file"] == "envs/ci/broken.yaml")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    // An empty tag whose template falls back to .Chart.AppVersion is pinned (backend); one whose
+    // template has no fallback blames the env file (frontend).
+    assert_eq!(tag_findings.len(), 1, "{tag_findings:?}");
     assert!(
-        at("image-tag", "envs/ci/broken.yaml", 1),
-        "untagged images in a ci env blame the env file"
+        tag_findings[0].starts_with("`frontend.image.tag` is empty and no template falls back"),
+        "{tag_findings:?}"
     );
     assert!(at("duplicate-key", "envs/preview/pr.yaml", 13));
     assert!(at("type-mismatch", "envs/preview/pr.yaml", 14));

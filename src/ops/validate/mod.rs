@@ -93,7 +93,6 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
     let (defaults, tree) = values::compose::defaults_all(&chart);
     values::schema::precompile(&tree)?;
-    let known = KnownKeys::new(defaults, tree);
 
     let mut findings = Vec::new();
     chart_checks::check(&chart, project.config.chart.require_oci, &mut findings)?;
@@ -113,7 +112,6 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             Ok((layer, notes)) => {
                 values::checks::yaml_notes(&Arc::from(f.as_str()), &notes, &mut findings);
                 findings.extend(layer.refusals.iter().cloned());
-                values::checks::unknown_keys(&known, &layer.root, &mut findings);
                 layers.insert(f, layer);
             }
             Err(e) => broken.push(e),
@@ -144,6 +142,14 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
         return Err(first);
     }
 
+    // The templates are read once, with the template-like strings of every layer in play.
+    let roots: Vec<&Map> = layers.values().map(|l| &l.root).collect();
+    let known = KnownKeys::new(defaults, tree, &roots);
+    known.scan_notes(&mut findings);
+    for layer in layers.values() {
+        values::checks::unknown_keys(&known, &layer.root, &mut findings);
+    }
+
     let policy = &project.config.envs.policy.image_tags;
     let parity = &project.config.envs.policy.parity;
     let per_target: Vec<(Vec<Finding>, Vec<Option<yaml::Node>>)> = targets
@@ -169,14 +175,14 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                 out.push(Finding::new(Rule::Schema, None, e.to_string()));
             }
             if policy.env_types.contains(&t.env_type) {
-                values::checks::image_tags(
-                    &composed.values,
-                    &policy.forbid,
-                    &t.env_type,
-                    &t.layers,
-                    &t.file,
-                    &mut out,
-                );
+                let check = values::checks::ImageTagCheck {
+                    forbidden: &policy.forbid,
+                    target_type: &t.env_type,
+                    layers: &t.layers,
+                    target: &t.file,
+                    refs: &known.refs,
+                };
+                check.run(&composed.values, &mut out);
             }
             for f in &mut out {
                 f.targets.push(t.name.clone());
