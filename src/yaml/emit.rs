@@ -13,7 +13,9 @@ pub fn to_yaml(root: &Node, annotate: Annotate<'_>) -> String {
     let mut path = Vec::new();
     match &root.value {
         Value::Map(m) if m.is_empty() => out.push_str("{}\n"),
-        Value::Map(_) | Value::Seq(_) => block(&root.value, 0, &mut path, annotate, &mut out),
+        Value::Map(_) | Value::Seq(_) => {
+            block(&root.value, 0, false, &mut path, annotate, &mut out)
+        }
         _ => {
             out.push_str(&scalar_text(&root.value));
             out.push('\n');
@@ -22,13 +24,28 @@ pub fn to_yaml(root: &Node, annotate: Annotate<'_>) -> String {
     out
 }
 
-fn block(value: &Value, indent: usize, path: &mut Vec<String>, annotate: Annotate<'_>, out: &mut String) {
+/// A non-empty collection at `indent`. `inline`: the first line's indentation is already written
+/// (after a list's `- `), as go-yaml writes `- key: v` and `- - v`.
+fn block(
+    value: &Value,
+    indent: usize,
+    inline: bool,
+    path: &mut Vec<String>,
+    annotate: Annotate<'_>,
+    out: &mut String,
+) {
     let pad = " ".repeat(indent);
+    let mut first = inline;
+    let mut start = |out: &mut String| {
+        if !std::mem::take(&mut first) {
+            out.push_str(&pad);
+        }
+    };
     match value {
         Value::Map(m) => {
             for (k, node) in m {
                 path.push(k.clone());
-                out.push_str(&pad);
+                start(out);
                 out.push_str(&key_text(k));
                 out.push(':');
                 entry(node, indent + 2, indent, path, annotate, out);
@@ -38,9 +55,9 @@ fn block(value: &Value, indent: usize, path: &mut Vec<String>, annotate: Annotat
         Value::Seq(items) => {
             for (i, node) in items.iter().enumerate() {
                 path.push(i.to_string());
-                out.push_str(&pad);
+                start(out);
                 out.push('-');
-                entry(node, indent + 2, indent, path, annotate, out);
+                item(node, indent + 2, path, annotate, out);
                 path.pop();
             }
         }
@@ -48,7 +65,7 @@ fn block(value: &Value, indent: usize, path: &mut Vec<String>, annotate: Annotat
     }
 }
 
-/// The rest of a `key:` or `-` line and what nests below it.
+/// The rest of a `key:` line and what nests below it.
 fn entry(
     node: &Node,
     child_indent: usize,
@@ -57,26 +74,56 @@ fn entry(
     annotate: Annotate<'_>,
     out: &mut String,
 ) {
-    let comment = annotate(path, node).map(|c| format!("  # {c}")).unwrap_or_default();
+    let comment = annotate(path, node)
+        .map(|c| format!("  # {c}"))
+        .unwrap_or_default();
     match &node.value {
         Value::Map(m) if !m.is_empty() => {
             out.push_str(&comment);
             out.push('\n');
-            block(&node.value, child_indent, path, annotate, out);
+            block(&node.value, child_indent, false, path, annotate, out);
         }
         Value::Seq(items) if !items.is_empty() => {
             out.push_str(&comment);
             out.push('\n');
             // go-yaml puts a map's list items at the key's own indent.
-            block(&node.value, own_indent, path, annotate, out);
+            block(&node.value, own_indent, false, path, annotate, out);
+        }
+        v => scalar_line(v, &comment, out),
+    }
+}
+
+/// The rest of a `-` line: a collection starts on the same line.
+fn item(
+    node: &Node,
+    indent: usize,
+    path: &mut Vec<String>,
+    annotate: Annotate<'_>,
+    out: &mut String,
+) {
+    match &node.value {
+        Value::Map(m) if !m.is_empty() => {
+            out.push(' ');
+            block(&node.value, indent, true, path, annotate, out);
+        }
+        Value::Seq(items) if !items.is_empty() => {
+            out.push(' ');
+            block(&node.value, indent, true, path, annotate, out);
         }
         v => {
-            out.push(' ');
-            out.push_str(&scalar_text(v));
-            out.push_str(&comment);
-            out.push('\n');
+            let comment = annotate(path, node)
+                .map(|c| format!("  # {c}"))
+                .unwrap_or_default();
+            scalar_line(v, &comment, out);
         }
     }
+}
+
+fn scalar_line(v: &Value, comment: &str, out: &mut String) {
+    out.push(' ');
+    out.push_str(&scalar_text(v));
+    out.push_str(comment);
+    out.push('\n');
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -133,21 +180,30 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_values_reader() {
-        let text = "a:\n  b: [1, \"2\", yes, \"yes\", null, \"null\", \"\", \" x\", \"a: b\", \"#c\", 0755, \"0755\", 1.5, \"-\", \"line\\nbreak\"]\n  c: {}\n  d: []\n  \"k: y\": {\"on\": 1}\nlist:\n  - {x: 1, y: [a, {z: 2}]}\n  - - nested\n";
+        let text = "a:\n  b: [1, \"2\", yes, \"yes\", null, \"null\", \"\", \" x\", \"a: b\", \"#c\", 0755, \"0755\", 1.5, \"-\", \"line\\nbreak\"]\n  c: {}\n  d: []\n  \"k: y\": {\"on\": 1}\nlist:\n  - {x: 1, w: [a, {z: 2}]}\n  - - nested\n    - {q: 1}\n";
         let file: Arc<str> = Arc::from("t.yaml");
         let doc = crate::yaml::parse_values(&file, text).unwrap();
         let emitted = to_yaml(&doc.root, &|_, _| None);
         let again = crate::yaml::parse_values(&file, &emitted).unwrap();
-        assert_eq!(doc.root.value.to_json(), again.root.value.to_json(), "{emitted}");
+        assert_eq!(
+            doc.root.value.to_json(),
+            again.root.value.to_json(),
+            "{emitted}"
+        );
         assert!(emitted.contains("  - \"yes\"\n"), "{emitted}");
-        assert!(emitted.contains("list:\n- x: 1\n"), "{emitted}");
+        assert!(
+            emitted.contains("list:\n- w:\n  - a\n  - z: 2\n  x: 1\n- - nested\n  - q: 1\n"),
+            "{emitted}"
+        );
     }
 
     #[test]
     fn annotates_value_lines() {
         let file: Arc<str> = Arc::from("t.yaml");
         let doc = crate::yaml::parse_values(&file, "a:\n  b: 1\n").unwrap();
-        let emitted = to_yaml(&doc.root, &|p, n| Some(format!("{} {}", p.join("."), n.origin)));
+        let emitted = to_yaml(&doc.root, &|p, n| {
+            Some(format!("{} {}", p.join("."), n.origin))
+        });
         assert_eq!(emitted, "a:  # a t.yaml:1:1\n  b: 1  # a.b t.yaml:2:3\n");
     }
 }

@@ -1,11 +1,13 @@
 //! Tokens of Go's text/template actions (the semantics of Go's `text/template/parse/lex.go`, default
 //! `{{ }}` delimiters). Text between actions and comments produce no tokens: nothing here reads them.
 
+use std::borrow::Cow;
+
 /// One token inside an action (or a delimiter). `space_before` replaces Go's space tokens: the parser
 /// needs it only to tell `.a.b` (one chain) from `.a .b` (two operands).
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct Tok {
-    pub kind: Kind,
+pub(super) struct Tok<'s> {
+    pub kind: Kind<'s>,
     /// Byte range in the source.
     pub start: usize,
     pub end: usize,
@@ -14,7 +16,7 @@ pub(super) struct Tok {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum Kind {
+pub(super) enum Kind<'s> {
     Left,
     Right,
     LParen,
@@ -25,16 +27,16 @@ pub(super) enum Kind {
     Comma,
     Dot,
     /// `.name` (without the dot).
-    Field(String),
+    Field(&'s str),
     /// `$` or `$name` (with the `$`).
-    Var(String),
-    Ident(String),
+    Var(&'s str),
+    Ident(&'s str),
     Keyword(Keyword),
     Bool,
     Nil,
     /// A quoted or raw string, unquoted; also a character constant.
-    Str(String),
-    Num(String),
+    Str(Cow<'s, str>),
+    Num(&'s str),
     /// Any other printable ASCII character: Go lexes it and lets the parser reject it.
     Char(char),
     /// Lexing stopped here; the message is Go's wording where it has one.
@@ -68,12 +70,12 @@ fn is_alnum(c: char) -> bool {
 }
 
 /// Every token of `src`, ending with `Eof` or `Error` (never panics, whatever the input).
-pub(super) fn lex(src: &str) -> Vec<Tok> {
+pub(super) fn lex(src: &str) -> Vec<Tok<'_>> {
     let mut lx = Lexer {
         src,
         pos: 0,
         line: 1,
-        toks: Vec::new(),
+        toks: Vec::with_capacity(src.len() / 16),
     };
     lx.run();
     lx.toks
@@ -83,16 +85,21 @@ struct Lexer<'s> {
     src: &'s str,
     pos: usize,
     line: u32,
-    toks: Vec<Tok>,
+    toks: Vec<Tok<'s>>,
 }
 
-impl Lexer<'_> {
+impl<'s> Lexer<'s> {
     fn rest(&self) -> &str {
         &self.src[self.pos..]
     }
 
+    /// The next character; ASCII (nearly all of an action) without decoding.
     fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+        match self.src.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(b as char),
+            Some(_) => self.rest().chars().next(),
+            None => None,
+        }
     }
 
     fn peek2(&self) -> Option<char> {
@@ -102,17 +109,36 @@ impl Lexer<'_> {
     /// Moves to `to`, counting the newlines passed.
     fn advance_to(&mut self, to: usize) {
         let to = to.min(self.src.len());
-        self.line += self.src[self.pos..to].matches('\n').count() as u32;
+        let passed = &self.src.as_bytes()[self.pos..to];
+        self.line += passed.iter().filter(|&&b| b == b'\n').count() as u32;
         self.pos = to;
+    }
+
+    /// Offset of the next `{{` from `pos` (a byte search: `{` never occurs inside a UTF-8
+    /// sequence).
+    fn find_left(&self) -> Option<usize> {
+        let bytes = &self.src.as_bytes()[self.pos..];
+        let mut from = 0;
+        while let Some(i) = bytes[from..].iter().position(|&b| b == b'{') {
+            let at = from + i;
+            if bytes.get(at + 1) == Some(&b'{') {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
     }
 
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
-        self.advance_to(self.pos + c.len_utf8());
+        self.pos += c.len_utf8();
+        if c == '\n' {
+            self.line += 1;
+        }
         Some(c)
     }
 
-    fn push(&mut self, kind: Kind, start: usize, line: u32, space_before: bool) {
+    fn push(&mut self, kind: Kind<'s>, start: usize, line: u32, space_before: bool) {
         self.toks.push(Tok {
             kind,
             start,
@@ -129,7 +155,7 @@ impl Lexer<'_> {
 
     fn run(&mut self) {
         loop {
-            let Some(off) = self.rest().find(LEFT) else {
+            let Some(off) = self.find_left() else {
                 self.advance_to(self.src.len());
                 let (pos, line) = (self.pos, self.line);
                 self.push(Kind::Eof, pos, line, false);
@@ -144,14 +170,11 @@ impl Lexer<'_> {
 
     /// Right delimiter here (after an optional ` -` trim marker)? Returns its total length.
     fn at_right(&self) -> Option<usize> {
-        let r = self.rest();
-        let mut it = r.chars();
-        if let (Some(a), Some('-')) = (it.next(), it.next()) {
-            if is_space(a) && r[a.len_utf8() + 1..].starts_with(RIGHT) {
-                return Some(a.len_utf8() + 1 + RIGHT.len());
-            }
+        match &self.src.as_bytes()[self.pos..] {
+            [b'}', b'}', ..] => Some(RIGHT.len()),
+            [a, b'-', b'}', b'}', ..] if is_space(*a as char) => Some(2 + RIGHT.len()),
+            _ => None,
         }
-        r.starts_with(RIGHT).then_some(RIGHT.len())
     }
 
     /// One action from its left delimiter; false once lexing has stopped (error).
@@ -238,8 +261,8 @@ impl Lexer<'_> {
                 '\'' => self.char_const(space),
                 '$' => {
                     self.bump();
-                    let name = self.word();
-                    self.push(Kind::Var(format!("${name}")), start, line, space);
+                    self.word();
+                    self.push(Kind::Var(&self.src[start..self.pos]), start, line, space);
                     self.terminated()
                 }
                 '.' if !self.peek2().is_some_and(|d| d.is_ascii_digit()) => {
@@ -256,7 +279,7 @@ impl Lexer<'_> {
                 '.' | '+' | '-' | '0'..='9' => self.number(space),
                 c if is_alnum(c) => {
                     let word = self.word();
-                    let kind = match word.as_str() {
+                    let kind = match word {
                         "true" | "false" => Kind::Bool,
                         "nil" => Kind::Nil,
                         "block" => Kind::Keyword(Keyword::Block),
@@ -310,12 +333,22 @@ impl Lexer<'_> {
         }
     }
 
-    fn word(&mut self) -> String {
+    fn word(&mut self) -> &'s str {
         let start = self.pos;
-        while self.peek().is_some_and(is_alnum) {
-            self.bump();
+        let bytes = self.src.as_bytes();
+        while let Some(&b) = bytes.get(self.pos) {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                self.pos += 1;
+            } else if b.is_ascii() {
+                break;
+            } else {
+                // Non-ASCII letters are rare: finish by characters.
+                let rest = self.rest();
+                self.pos += rest.find(|c| !is_alnum(c)).unwrap_or(rest.len());
+                break;
+            }
         }
-        self.src[start..self.pos].to_owned()
+        &self.src[start..self.pos]
     }
 
     /// Go rejects a word glued to anything but a terminator (`.a-b`, `$x=1`).
@@ -335,6 +368,7 @@ impl Lexer<'_> {
         let (start, line) = (self.pos, self.line);
         self.bump();
         let mut out = String::new();
+        let mut escaped = false;
         loop {
             match self.bump() {
                 None | Some('\n') => {
@@ -343,7 +377,10 @@ impl Lexer<'_> {
                 }
                 Some('"') => break,
                 Some('\\') => match self.escape('"') {
-                    Some(c) => out.push(c),
+                    Some(c) => {
+                        escaped = true;
+                        out.push(c);
+                    }
                     None => {
                         self.error("invalid escape in quoted string");
                         return false;
@@ -352,7 +389,12 @@ impl Lexer<'_> {
                 Some(c) => out.push(c),
             }
         }
-        self.push(Kind::Str(out), start, line, space);
+        let text = if escaped {
+            Cow::Owned(out)
+        } else {
+            Cow::Borrowed(&self.src[start + 1..self.pos - 1])
+        };
+        self.push(Kind::Str(text), start, line, space);
         true
     }
 
@@ -363,9 +405,9 @@ impl Lexer<'_> {
             self.error("unterminated raw quoted string");
             return false;
         };
-        let text = self.rest()[..end].to_owned();
+        let text = &self.src[self.pos..self.pos + end];
         self.advance_to(self.pos + end + 1);
-        self.push(Kind::Str(text), start, line, space);
+        self.push(Kind::Str(Cow::Borrowed(text)), start, line, space);
         true
     }
 
@@ -379,7 +421,7 @@ impl Lexer<'_> {
         };
         match (c, self.bump()) {
             (Some(c), Some('\'')) => {
-                self.push(Kind::Str(c.to_string()), start, line, space);
+                self.push(Kind::Str(Cow::Owned(c.to_string())), start, line, space);
                 true
             }
             _ => {
@@ -462,7 +504,6 @@ impl Lexer<'_> {
             self.error(format!("bad number syntax: {text:?}"));
             return false;
         }
-        let text = text.to_owned();
         self.push(Kind::Num(text), start, line, space);
         true
     }
@@ -472,7 +513,7 @@ impl Lexer<'_> {
 mod tests {
     use super::*;
 
-    fn kinds(src: &str) -> Vec<Kind> {
+    fn kinds(src: &str) -> Vec<Kind<'_>> {
         lex(src).into_iter().map(|t| t.kind).collect()
     }
 
@@ -482,14 +523,14 @@ mod tests {
             kinds("a {{- $x := .Values.a.b | default 1.5 -}} b"),
             vec![
                 Kind::Left,
-                Kind::Var("$x".into()),
+                Kind::Var("$x"),
                 Kind::Declare,
-                Kind::Field("Values".into()),
-                Kind::Field("a".into()),
-                Kind::Field("b".into()),
+                Kind::Field("Values"),
+                Kind::Field("a"),
+                Kind::Field("b"),
                 Kind::Pipe,
-                Kind::Ident("default".into()),
-                Kind::Num("1.5".into()),
+                Kind::Ident("default"),
+                Kind::Num("1.5"),
                 Kind::Right,
                 Kind::Eof,
             ]
@@ -517,9 +558,9 @@ mod tests {
             kinds("{{ sub 3 -1 -}}"),
             vec![
                 Kind::Left,
-                Kind::Ident("sub".into()),
-                Kind::Num("3".into()),
-                Kind::Num("-1".into()),
+                Kind::Ident("sub"),
+                Kind::Num("3"),
+                Kind::Num("-1"),
                 Kind::Right,
                 Kind::Eof,
             ]

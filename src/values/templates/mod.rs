@@ -9,7 +9,8 @@
 //! *consumed whole*. `checks` uses the result to stop reporting keys that templates read but
 //! values.yaml does not declare, and to know which image tags fall back to a pinned version.
 //!
-//! What is modelled and what deliberately is not is listed in `scan.rs`. Invariant: pure — no I/O,
+//! What is modelled and what deliberately is not is listed in `scan.rs`; how functions outside
+//! that list count is in `funcs.rs`. Invariant: pure — no I/O,
 //! never panics, and a file that does not parse never aborts the scan (it is recorded in
 //! [`Refs::unreadable`]; see there for how its paths count).
 
@@ -22,7 +23,7 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-pub use refs::{Dynamic, Fallback, FallbackKind, Refs, Unreadable};
+pub use refs::{Dynamic, Fallback, FallbackKind, Refs, Unreadable, ANY};
 
 /// One template file of a chart.
 #[derive(Clone, Debug)]

@@ -2,38 +2,40 @@
 //! control structures, `define`/`block`/`template`), minus the text between actions.
 
 use super::lex::{Keyword, Kind, Tok};
+use std::borrow::Cow;
 
-/// A parsed file: its top-level nodes and the templates it defines.
+/// A parsed file: its top-level nodes and the templates it defines. Names and literals borrow
+/// from the source text.
 #[derive(Debug, Default)]
-pub(super) struct Parsed {
-    pub nodes: Vec<Node>,
-    pub defines: Vec<Define>,
+pub(super) struct Parsed<'a> {
+    pub nodes: Vec<Node<'a>>,
+    pub defines: Vec<Define<'a>>,
 }
 
 /// `{{ define "name" }}…{{ end }}` or the body of a `{{ block }}`.
 #[derive(Debug)]
-pub(super) struct Define {
+pub(super) struct Define<'a> {
     pub name: String,
-    pub body: Vec<Node>,
+    pub body: Vec<Node<'a>>,
     /// The body is a single action (`{{- .Chart.AppVersion -}}`): `include` returns its value.
-    pub output: Option<Pipe>,
+    pub output: Option<Pipe<'a>>,
 }
 
 #[derive(Debug)]
-pub(super) enum Node {
-    Action(Pipe),
+pub(super) enum Node<'a> {
+    Action(Pipe<'a>),
     Control {
         kind: Control,
-        pipe: Pipe,
-        then: Vec<Node>,
+        pipe: Pipe<'a>,
+        then: Vec<Node<'a>>,
         /// `{{ else }}` list; `else if`/`else with` is a nested control here, as in Go.
-        els: Vec<Node>,
+        els: Vec<Node<'a>>,
     },
     /// `{{ template "name" pipe }}` (also the call half of a `block`).
     Template {
         name: String,
         line: u32,
-        pipe: Option<Pipe>,
+        pipe: Option<Pipe<'a>>,
     },
 }
 
@@ -45,37 +47,37 @@ pub(super) enum Control {
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Pipe {
+pub(super) struct Pipe<'a> {
     /// Declared or assigned variables (`$x :=`, `$i, $v :=`), with the `$`.
-    pub decl: Vec<String>,
+    pub decl: Vec<&'a str>,
     /// `=` rather than `:=`.
     pub assign: bool,
-    pub cmds: Vec<Cmd>,
+    pub cmds: Vec<Cmd<'a>>,
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Cmd {
+pub(super) struct Cmd<'a> {
     pub line: u32,
     /// Byte range of the command in the source (for notes quoting the expression).
     pub start: usize,
     pub end: usize,
-    pub args: Vec<Arg>,
+    pub args: Vec<Arg<'a>>,
 }
 
 #[derive(Clone, Debug)]
-pub(super) enum Arg {
+pub(super) enum Arg<'a> {
     Dot,
     /// `.a.b`
-    Field(Vec<String>),
+    Field(Vec<&'a str>),
     /// `$x.a.b` (`$` is the root).
-    Var(String, Vec<String>),
+    Var(&'a str, Vec<&'a str>),
     /// A function name.
-    Ident(String),
+    Ident(&'a str),
     /// `(pipe).a.b`, `fn.a`
-    Chain(Box<Arg>, Vec<String>),
-    Pipe(Box<Pipe>),
-    Str(String),
-    Num(String),
+    Chain(Box<Arg<'a>>, Vec<&'a str>),
+    Pipe(Box<Pipe<'a>>),
+    Str(Cow<'a, str>),
+    Num(&'a str),
     Bool,
     Nil,
 }
@@ -88,15 +90,16 @@ pub struct ParseError {
 
 /// Parses a whole file. Errors carry Go-like messages and the line they were found on.
 #[cfg(test)]
-pub(super) fn parse(src: &str) -> Result<Parsed, ParseError> {
+pub(super) fn parse(src: &str) -> Result<Parsed<'_>, ParseError> {
     parse_tokens(&super::lex::lex(src))
 }
 
-pub(super) fn parse_tokens(toks: &[Tok]) -> Result<Parsed, ParseError> {
+pub(super) fn parse_tokens<'a>(toks: &[Tok<'a>]) -> Result<Parsed<'a>, ParseError> {
     let mut p = Parser {
         toks,
         i: 0,
         defines: Vec::new(),
+        nest: 0,
     };
     let (nodes, term) = p.list(true)?;
     match term {
@@ -125,13 +128,18 @@ enum Term {
     ElseChain(u32, Keyword),
 }
 
-struct Parser<'t> {
-    toks: &'t [Tok],
+struct Parser<'t, 'a> {
+    toks: &'t [Tok<'a>],
     i: usize,
-    defines: Vec<Define>,
+    defines: Vec<Define<'a>>,
+    /// Open controls and parentheses: bounded so that garbage cannot exhaust the stack.
+    nest: u32,
 }
 
-fn describe(k: &Kind) -> String {
+/// Far deeper than any chart nests; the parser and the interpreter recurse per level.
+const MAX_NEST: u32 = 200;
+
+fn describe(k: &Kind<'_>) -> String {
     match k {
         Kind::Left => "{{".into(),
         Kind::Right => "}}".into(),
@@ -143,32 +151,36 @@ fn describe(k: &Kind) -> String {
         Kind::Comma => ",".into(),
         Kind::Dot => ".".into(),
         Kind::Field(f) => format!(".{f}"),
-        Kind::Var(v) => v.clone(),
-        Kind::Ident(i) => i.clone(),
+        Kind::Var(v) => v.to_string(),
+        Kind::Ident(i) => i.to_string(),
         Kind::Keyword(k) => format!("<{}>", format!("{k:?}").to_lowercase()),
         Kind::Bool => "bool".into(),
         Kind::Nil => "nil".into(),
         Kind::Str(s) => format!("{s:?}"),
-        Kind::Num(n) => n.clone(),
+        Kind::Num(n) => n.to_string(),
         Kind::Char(c) => format!("{c:?}"),
         Kind::Error(e) => e.clone(),
         Kind::Eof => "EOF".into(),
     }
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'_, 'a> {
     /// The current token; past the end it is the last one (lexing always ends with Eof or Error).
-    fn peek(&self) -> &Tok {
+    fn peek(&self) -> &Tok<'a> {
         let last = self.toks.len().saturating_sub(1);
         &self.toks[self.i.min(last)]
     }
 
-    fn next(&mut self) -> Tok {
+    fn next(&mut self) -> Tok<'a> {
         let t = self.peek().clone();
+        self.advance();
+        t
+    }
+
+    fn advance(&mut self) {
         if self.i < self.toks.len() {
             self.i += 1;
         }
-        t
     }
 
     /// An error at the current token; a lexing error reports its own message.
@@ -183,21 +195,20 @@ impl Parser<'_> {
 
     fn expect_right(&mut self, context: &str) -> Result<(), ParseError> {
         if self.peek().kind == Kind::Right {
-            self.next();
+            self.advance();
             Ok(())
         } else {
             Err(self.unexpected(context))
         }
     }
 
-    fn list(&mut self, top: bool) -> Result<(Vec<Node>, Term), ParseError> {
+    fn list(&mut self, top: bool) -> Result<(Vec<Node<'a>>, Term), ParseError> {
         let mut nodes = Vec::new();
         loop {
-            let t = self.peek().clone();
-            match &t.kind {
+            match &self.peek().kind {
                 Kind::Eof => return Ok((nodes, Term::Eof)),
                 Kind::Left => {
-                    self.next();
+                    self.advance();
                 }
                 _ => return Err(self.unexpected("input")),
             }
@@ -211,12 +222,12 @@ impl Parser<'_> {
             let line = self.peek().line;
             match kw {
                 Keyword::End => {
-                    self.next();
+                    self.advance();
                     self.expect_right("end")?;
                     return Ok((nodes, Term::End(line)));
                 }
                 Keyword::Else => {
-                    self.next();
+                    self.advance();
                     if let Kind::Keyword(k @ (Keyword::If | Keyword::With)) = self.peek().kind {
                         return Ok((nodes, Term::ElseChain(line, k)));
                     }
@@ -228,10 +239,10 @@ impl Parser<'_> {
                 Keyword::Range => nodes.push(self.control(Control::Range)?),
                 Keyword::Define if top => self.define()?,
                 Keyword::Template => {
-                    self.next();
+                    self.advance();
                     let name = self.template_name("template clause")?;
                     let pipe = if self.peek().kind == Kind::Right {
-                        self.next();
+                        self.advance();
                         None
                     } else {
                         Some(self.pipeline("template clause", &Kind::Right)?)
@@ -239,7 +250,7 @@ impl Parser<'_> {
                     nodes.push(Node::Template { name, line, pipe });
                 }
                 Keyword::Block => {
-                    self.next();
+                    self.advance();
                     let name = self.template_name("block clause")?;
                     let pipe = self.pipeline("block clause", &Kind::Right)?;
                     let body = self.body("block")?;
@@ -251,7 +262,7 @@ impl Parser<'_> {
                     });
                 }
                 Keyword::Break | Keyword::Continue => {
-                    self.next();
+                    self.advance();
                     self.expect_right("break or continue")?;
                 }
                 Keyword::Define => return Err(self.unexpected("command")),
@@ -262,16 +273,18 @@ impl Parser<'_> {
     fn template_name(&mut self, context: &str) -> Result<String, ParseError> {
         match self.peek().kind.clone() {
             Kind::Str(s) => {
-                self.next();
-                Ok(s)
+                self.advance();
+                Ok(s.into_owned())
             }
             _ => Err(self.unexpected(context)),
         }
     }
 
     /// A list that must close with `{{ end }}`.
-    fn body(&mut self, context: &str) -> Result<Vec<Node>, ParseError> {
+    fn body(&mut self, context: &str) -> Result<Vec<Node<'a>>, ParseError> {
+        self.enter()?;
         let (nodes, term) = self.list(false)?;
+        self.nest -= 1;
         match term {
             Term::End(_) => Ok(nodes),
             Term::Eof => Err(err(
@@ -285,7 +298,7 @@ impl Parser<'_> {
     }
 
     fn define(&mut self) -> Result<(), ParseError> {
-        self.next();
+        self.advance();
         let name = self.template_name("define clause")?;
         self.expect_right("define clause")?;
         let body = self.body("define")?;
@@ -293,7 +306,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn push_define(&mut self, name: String, body: Vec<Node>) {
+    fn push_define(&mut self, name: String, body: Vec<Node<'a>>) {
         let output = match body.as_slice() {
             [Node::Action(p)] if p.decl.is_empty() => Some(p.clone()),
             _ => None,
@@ -301,8 +314,23 @@ impl Parser<'_> {
         self.defines.push(Define { name, body, output });
     }
 
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.nest += 1;
+        if self.nest > MAX_NEST {
+            return Err(err(self.peek().line, "too deeply nested"));
+        }
+        Ok(())
+    }
+
     /// `if`/`with`/`range` from its keyword to its `end`.
-    fn control(&mut self, kind: Control) -> Result<Node, ParseError> {
+    fn control(&mut self, kind: Control) -> Result<Node<'a>, ParseError> {
+        self.enter()?;
+        let node = self.control_body(kind);
+        self.nest -= 1;
+        node
+    }
+
+    fn control_body(&mut self, kind: Control) -> Result<Node<'a>, ParseError> {
         let kw = self.next();
         let context = match kind {
             Control::If => "if",
@@ -339,7 +367,7 @@ impl Parser<'_> {
     }
 
     /// A pipeline up to `end` (`}}` or `)`), which it consumes.
-    fn pipeline(&mut self, context: &str, end: &Kind) -> Result<Pipe, ParseError> {
+    fn pipeline(&mut self, context: &str, end: &Kind<'_>) -> Result<Pipe<'a>, ParseError> {
         let mut pipe = Pipe {
             decl: Vec::new(),
             assign: false,
@@ -347,8 +375,9 @@ impl Parser<'_> {
         };
         // Declarations: `$x :=`, `$x =`, and in range `$i, $v :=`.
         let save = self.i;
-        while let Kind::Var(v) = self.peek().kind.clone() {
-            self.next();
+        while let Kind::Var(v) = &self.peek().kind {
+            let v = *v;
+            self.i += 1;
             match self.peek().kind {
                 Kind::Declare | Kind::Assign => {
                     pipe.assign = self.next().kind == Kind::Assign;
@@ -356,7 +385,7 @@ impl Parser<'_> {
                     break;
                 }
                 Kind::Comma if context == "range" && pipe.decl.is_empty() => {
-                    self.next();
+                    self.advance();
                     pipe.decl.push(v);
                     if !matches!(self.peek().kind, Kind::Var(_)) {
                         return Err(err(self.peek().line, "range can only initialize variables"));
@@ -381,7 +410,7 @@ impl Parser<'_> {
             let t = self.peek();
             if &t.kind == end {
                 let line = t.line;
-                self.next();
+                self.advance();
                 if pipe.cmds.is_empty() {
                     return Err(err(line, format!("missing value for {context}")));
                 }
@@ -415,7 +444,7 @@ impl Parser<'_> {
     }
 
     /// Operands up to `|` (consumed), `}}` or `)` (left).
-    fn command(&mut self) -> Result<Cmd, ParseError> {
+    fn command(&mut self) -> Result<Cmd<'a>, ParseError> {
         let first = self.peek();
         let (line, start) = (first.line, first.start);
         let mut end = start;
@@ -432,7 +461,7 @@ impl Parser<'_> {
             match t.kind {
                 Kind::Right | Kind::RParen => break,
                 Kind::Pipe => {
-                    self.next();
+                    self.advance();
                     break;
                 }
                 Kind::Error(_) | Kind::Eof => return Err(self.unexpected("command")),
@@ -449,7 +478,7 @@ impl Parser<'_> {
     }
 
     /// A term and the fields chained onto it without a space.
-    fn operand(&mut self) -> Result<Option<Arg>, ParseError> {
+    fn operand(&mut self) -> Result<Option<Arg<'a>>, ParseError> {
         let Some(term) = self.term()? else {
             return Ok(None);
         };
@@ -458,8 +487,8 @@ impl Parser<'_> {
             if self.peek().space_before {
                 break;
             }
-            fields.push(f.clone());
-            self.next();
+            fields.push(*f);
+            self.advance();
         }
         if fields.is_empty() {
             return Ok(Some(term));
@@ -480,24 +509,26 @@ impl Parser<'_> {
         }))
     }
 
-    fn term(&mut self) -> Result<Option<Arg>, ParseError> {
-        let arg = match self.peek().kind.clone() {
+    fn term(&mut self) -> Result<Option<Arg<'a>>, ParseError> {
+        let arg = match &self.peek().kind {
             Kind::Ident(n) => Arg::Ident(n),
             Kind::Dot => Arg::Dot,
             Kind::Nil => Arg::Nil,
             Kind::Var(v) => Arg::Var(v, Vec::new()),
-            Kind::Field(f) => Arg::Field(vec![f]),
+            Kind::Field(f) => Arg::Field(vec![*f]),
             Kind::Bool => Arg::Bool,
             Kind::Num(n) => Arg::Num(n),
-            Kind::Str(s) => Arg::Str(s),
+            Kind::Str(s) => Arg::Str(s.clone()),
             Kind::LParen => {
-                self.next();
+                self.advance();
+                self.enter()?;
                 let p = self.pipeline("parenthesized pipeline", &Kind::RParen)?;
+                self.nest -= 1;
                 return Ok(Some(Arg::Pipe(Box::new(p))));
             }
             _ => return Ok(None),
         };
-        self.next();
+        self.advance();
         Ok(Some(arg))
     }
 }
@@ -564,6 +595,14 @@ mod tests {
             ("{{ define \"x\" }}{{ define \"y\" }}{{ end }}{{ end }}", 1),
             ("{{ .a \"b\"\"c\" }}", 1),
             ("{{ range $a, $b, $c := .x }}{{ end }}", 1),
+            (
+                &format!("{}{}", "{{ if .a }}".repeat(5000), "{{ end }}".repeat(5000)),
+                1,
+            ),
+            (
+                &format!("{{{{ {} .a {} }}}}", "(".repeat(5000), ")".repeat(5000)),
+                1,
+            ),
         ] {
             let e = parse(src).expect_err(src);
             assert_eq!(e.line, line, "{src}: {e:?}");

@@ -149,18 +149,23 @@ impl Refs {
         out
     }
 
-    pub(super) fn refer(&mut self, path: &[String]) {
+    pub(super) fn refer<S: AsRef<str>>(&mut self, path: &[S]) {
         self.node(path);
     }
 
-    pub(super) fn mark_whole(&mut self, path: &[String]) {
+    pub(super) fn mark_whole<S: AsRef<str>>(&mut self, path: &[S]) {
         self.node(path).whole = true;
     }
 
-    fn node(&mut self, path: &[String]) -> &mut Node {
+    fn node<S: AsRef<str>>(&mut self, path: &[S]) -> &mut Node {
         let mut n = &mut self.root;
         for seg in path {
-            n = n.children.entry(seg.clone()).or_default();
+            // Most reads repeat known paths: look up before allocating a key.
+            let seg = seg.as_ref();
+            if !n.children.contains_key(seg) {
+                n.children.insert(seg.to_owned(), Node::default());
+            }
+            n = n.children.get_mut(seg).expect("inserted above");
         }
         n
     }

@@ -32,31 +32,44 @@ use super::lex::{lex, Kind, Tok};
 use super::parse::{parse_tokens, Arg, Cmd, Control, Node, Parsed, Pipe};
 use super::refs::{Dynamic, Fallback, FallbackKind, Refs, Unreadable, ANY};
 use super::ChartTemplates;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A path segment: borrowed from a template or a chart prefix, owned only for escaped literals.
+type Seg<'a> = Cow<'a, str>;
+type Path<'a> = Vec<Seg<'a>>;
+
+fn owned(path: &[Seg<'_>]) -> Vec<String> {
+    path.iter().map(|s| s.to_string()).collect()
+}
+
+fn borrowed(prefix: &[String]) -> Path<'_> {
+    prefix.iter().map(|s| Cow::Borrowed(s.as_str())).collect()
+}
 
 /// Includes nested deeper than this return an unknown value (recursive helpers).
 const MAX_DEPTH: u32 = 48;
 
 /// An abstract value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Val {
+enum Val<'a> {
     Unknown,
     /// A chart's top context; the prefix of its values.
-    Root(Vec<String>),
+    Root(Path<'a>),
     /// A values path (may hold `*`).
-    Values(Vec<String>),
-    Dict(BTreeMap<String, Val>),
-    List(Vec<Val>),
+    Values(Path<'a>),
+    Dict(BTreeMap<Seg<'a>, Val<'a>>),
+    List(Vec<Val<'a>>),
     /// Any of these (never nested, never holding Unknown, sorted).
-    Union(Vec<Val>),
+    Union(Vec<Val<'a>>),
     /// `.Chart`
     Chart,
     /// `.Chart.AppVersion`
     AppVersion,
-    Lit(String),
+    Lit(Cow<'a, str>),
 }
 
-fn union(vals: impl IntoIterator<Item = Val>) -> Val {
+fn union<'a>(vals: impl IntoIterator<Item = Val<'a>>) -> Val<'a> {
     let mut out = Vec::new();
     for v in vals {
         match v {
@@ -75,7 +88,7 @@ fn union(vals: impl IntoIterator<Item = Val>) -> Val {
 }
 
 /// The values paths a value may be.
-fn paths(v: &Val) -> Vec<Vec<String>> {
+fn paths<'a>(v: &Val<'a>) -> Vec<Path<'a>> {
     match v {
         Val::Values(p) => vec![p.clone()],
         Val::Union(vs) => vs.iter().flat_map(paths).collect(),
@@ -84,18 +97,17 @@ fn paths(v: &Val) -> Vec<Vec<String>> {
 }
 
 /// A value that is a pinned version whatever the values say.
-fn pinned(v: &Val) -> Option<FallbackKind> {
+fn pinned(v: &Val<'_>) -> Option<FallbackKind> {
     match v {
         Val::AppVersion => Some(FallbackKind::AppVersion),
         Val::Lit(s) if !s.trim().is_empty() && s.trim() != "latest" => {
-            Some(FallbackKind::Literal(s.clone()))
+            Some(FallbackKind::Literal(s.to_string()))
         }
         Val::Union(vs) => {
-            let kinds: Vec<_> = vs.iter().map(pinned).collect();
-            kinds
-                .iter()
-                .all(Option::is_some)
-                .then(|| kinds[0].clone())?
+            // Pinned only if every alternative is (the first one found is reported).
+            let mut kinds = vs.iter().map(pinned);
+            let first = kinds.next()??;
+            kinds.all(|k| k.is_some()).then_some(first)
         }
         _ => None,
     }
@@ -108,9 +120,9 @@ type Rank = (usize, String);
 struct Unit<'a> {
     name: String,
     text: &'a str,
-    parsed: Parsed,
+    parsed: Parsed<'a>,
     /// Chart prefixes whose root runs the top level (none for `_helpers.tpl`-like files).
-    roots: Vec<Vec<String>>,
+    roots: Vec<Path<'a>>,
 }
 
 struct Program<'a> {
@@ -120,7 +132,7 @@ struct Program<'a> {
 }
 
 pub(super) fn run(charts: &[ChartTemplates], value_strings: &[(Vec<String>, String)]) -> Refs {
-    let chart_prefixes: Vec<Vec<String>> = charts.iter().map(|c| c.prefix.clone()).collect();
+    let chart_prefixes: Vec<&[String]> = charts.iter().map(|c| c.prefix.as_slice()).collect();
     let mut eval = Eval {
         refs: Refs::default(),
         chart_prefixes: chart_prefixes.clone(),
@@ -137,14 +149,10 @@ pub(super) fn run(charts: &[ChartTemplates], value_strings: &[(Vec<String>, Stri
             let roots = if base.starts_with('_') {
                 Vec::new()
             } else {
-                vec![chart.prefix.clone()]
+                vec![borrowed(&chart.prefix)]
             };
-            let Some(parsed) = eval.read(
-                &file.name,
-                &file.text,
-                std::slice::from_ref(&chart.prefix),
-                false,
-            ) else {
+            let Some(parsed) = eval.read(&file.name, &file.text, &[borrowed(&chart.prefix)], false)
+            else {
                 continue;
             };
             let unit = units.len();
@@ -173,7 +181,7 @@ pub(super) fn run(charts: &[ChartTemplates], value_strings: &[(Vec<String>, Stri
             .max_by_key(|p| p.len())
             .filter(|p| !p.is_empty())
         {
-            roots.push(sub.clone());
+            roots.push(borrowed(sub));
         }
         let name = format!("values: {}", path.join("."));
         if let Some(mut parsed) = eval.read(&name, text, &roots, true) {
@@ -206,31 +214,31 @@ pub(super) fn run(charts: &[ChartTemplates], value_strings: &[(Vec<String>, Stri
 }
 
 /// The state of one template execution.
-struct Frame {
+struct Frame<'a> {
     unit: usize,
     /// `$`
-    root: Val,
-    vars: Vec<(String, Val)>,
+    root: Val<'a>,
+    vars: Vec<(&'a str, Val<'a>)>,
     /// Paths known to be empty in the branch being walked (for image-tag fallbacks).
-    empties: Vec<Vec<String>>,
+    empties: Vec<Path<'a>>,
 }
 
 /// What a condition being true or false says about values paths.
 #[derive(Default)]
-struct Facts {
-    empty_if_true: Vec<Vec<String>>,
-    empty_if_false: Vec<Vec<String>>,
+struct Facts<'a> {
+    empty_if_true: Vec<Path<'a>>,
+    empty_if_false: Vec<Path<'a>>,
 }
 
-impl Facts {
-    fn of_value(v: &Val) -> Facts {
+impl<'a> Facts<'a> {
+    fn of_value(v: &Val<'a>) -> Facts<'a> {
         Facts {
             empty_if_true: Vec::new(),
             empty_if_false: paths(v),
         }
     }
 
-    fn negate(self) -> Facts {
+    fn negate(self) -> Facts<'a> {
         Facts {
             empty_if_true: self.empty_if_false,
             empty_if_false: self.empty_if_true,
@@ -238,23 +246,23 @@ impl Facts {
     }
 }
 
-struct Eval {
+struct Eval<'a> {
     refs: Refs,
-    chart_prefixes: Vec<Vec<String>>,
+    chart_prefixes: Vec<&'a [String]>,
     seen_dynamic: HashSet<Vec<String>>,
-    memo: HashMap<(usize, usize, Val), Val>,
+    memo: HashMap<(usize, usize, Val<'a>), Val<'a>>,
     depth: u32,
 }
 
-impl Eval {
+impl<'a> Eval<'a> {
     /// Parses a file; on failure records it and consumes the `.Values` chains it could lex.
     fn read(
         &mut self,
         name: &str,
-        text: &str,
-        prefixes: &[Vec<String>],
+        text: &'a str,
+        prefixes: &[Path<'a>],
         value_string: bool,
-    ) -> Option<Parsed> {
+    ) -> Option<Parsed<'a>> {
         let toks = lex(text);
         match parse_tokens(&toks) {
             Ok(parsed) => Some(parsed),
@@ -268,7 +276,7 @@ impl Eval {
                 for chain in lexed_values_chains(&toks) {
                     for prefix in prefixes {
                         let mut p = prefix.clone();
-                        p.extend(chain.iter().cloned());
+                        p.extend(chain.iter().map(|s| Cow::Borrowed(*s)));
                         self.whole(&p);
                     }
                 }
@@ -277,39 +285,45 @@ impl Eval {
         }
     }
 
-    /// The path and, for a chart's `global` (which Helm copies down from the top), the top one.
-    fn aliases(&self, path: &[String]) -> Vec<Vec<String>> {
-        let mut out = vec![path.to_vec()];
-        for c in &self.chart_prefixes {
-            if !c.is_empty()
-                && path.len() > c.len()
-                && path.starts_with(c)
-                && path[c.len()] == "global"
-            {
-                out.push(path[c.len()..].to_vec());
-            }
-        }
+    /// For a chart's `global` (which Helm copies down from the top): the top chart's path too.
+    fn global_alias<'p>(&self, path: &'p [Seg<'a>]) -> Option<&'p [Seg<'a>]> {
+        self.chart_prefixes
+            .iter()
+            .find(|c| {
+                !c.is_empty()
+                    && path.len() > c.len()
+                    && path[c.len()] == "global"
+                    && c.iter().zip(path).all(|(a, b)| a == b)
+            })
+            .map(|c| &path[c.len()..])
+    }
+
+    fn aliases(&self, path: &[Seg<'a>]) -> Vec<Vec<String>> {
+        let mut out = vec![owned(path)];
+        out.extend(self.global_alias(path).map(owned));
         out
     }
 
-    fn refer(&mut self, path: &[String]) {
-        for p in self.aliases(path) {
-            self.refs.refer(&p);
+    fn refer(&mut self, path: &[Seg<'a>]) {
+        self.refs.refer(path);
+        if let Some(top) = self.global_alias(path) {
+            self.refs.refer(top);
         }
     }
 
-    fn whole(&mut self, path: &[String]) {
-        for p in self.aliases(path) {
-            self.refs.mark_whole(&p);
+    fn whole(&mut self, path: &[Seg<'a>]) {
+        self.refs.mark_whole(path);
+        if let Some(top) = self.global_alias(path) {
+            self.refs.mark_whole(top);
         }
     }
 
     fn fallback(
         &mut self,
-        prog: &Program,
-        fr: &Frame,
+        prog: &Program<'a>,
+        fr: &Frame<'a>,
         line: u32,
-        path: &[String],
+        path: &[Seg<'a>],
         kind: FallbackKind,
     ) {
         for p in self.aliases(path) {
@@ -328,7 +342,14 @@ impl Eval {
     }
 
     /// `value` falls back to `alt` when empty: a fallback if `alt` is pinned.
-    fn note_fallback(&mut self, prog: &Program, fr: &Frame, c: &Cmd, value: &Val, alt: &Val) {
+    fn note_fallback(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &Frame<'a>,
+        c: &Cmd<'a>,
+        value: &Val<'a>,
+        alt: &Val<'a>,
+    ) {
         if let Some(kind) = pinned(alt) {
             for p in paths(value) {
                 self.fallback(prog, fr, c.line, &p, kind.clone());
@@ -337,7 +358,7 @@ impl Eval {
     }
 
     /// An action evaluating a pinned value in a branch where some paths are empty.
-    fn branch_fallback(&mut self, prog: &Program, fr: &Frame, line: u32, v: &Val) {
+    fn branch_fallback(&mut self, prog: &Program<'a>, fr: &Frame<'a>, line: u32, v: &Val<'a>) {
         if fr.empties.is_empty() {
             return;
         }
@@ -349,7 +370,7 @@ impl Eval {
     }
 
     /// Values consumed whole; a chart root counts only when `roots` (serializers).
-    fn consume(&mut self, v: &Val, roots: bool) {
+    fn consume(&mut self, v: &Val<'a>, roots: bool) {
         match v {
             Val::Values(p) => self.whole(p),
             Val::Root(p) if roots => self.whole(p),
@@ -359,7 +380,7 @@ impl Eval {
         }
     }
 
-    fn walk(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, nodes: &[Node]) {
+    fn walk(&mut self, prog: &Program<'a>, fr: &mut Frame<'a>, dot: &Val<'a>, nodes: &[Node<'a>]) {
         for node in nodes {
             match node {
                 Node::Action(p) => {
@@ -427,7 +448,7 @@ impl Eval {
     }
 
     /// Runs a define with `arg` as dot and `$`; its value if its body is a single action.
-    fn include(&mut self, prog: &Program, name: &str, arg: Val) -> Val {
+    fn include(&mut self, prog: &Program<'a>, name: &str, arg: Val<'a>) -> Val<'a> {
         let Some(&(unit, index)) = prog.defines.get(name) else {
             return Val::Unknown;
         };
@@ -461,7 +482,13 @@ impl Eval {
     }
 
     /// A pipeline, binding its declared variable.
-    fn pipe(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, p: &Pipe) -> Val {
+    fn pipe(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        p: &Pipe<'a>,
+    ) -> Val<'a> {
         let v = self.cmds(prog, fr, dot, &p.cmds);
         for name in &p.decl {
             bind(fr, name, v.clone(), p.assign);
@@ -469,7 +496,13 @@ impl Eval {
         v
     }
 
-    fn cmds(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, cmds: &[Cmd]) -> Val {
+    fn cmds(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        cmds: &[Cmd<'a>],
+    ) -> Val<'a> {
         let mut piped = None;
         for c in cmds {
             piped = Some(self.cmd(prog, fr, dot, c, piped));
@@ -479,12 +512,12 @@ impl Eval {
 
     fn cmd(
         &mut self,
-        prog: &Program,
-        fr: &mut Frame,
-        dot: &Val,
-        c: &Cmd,
-        piped: Option<Val>,
-    ) -> Val {
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        c: &Cmd<'a>,
+        piped: Option<Val<'a>>,
+    ) -> Val<'a> {
         match c.args.split_first() {
             Some((Arg::Ident(name), rest)) => self.call(prog, fr, dot, c, name, rest, piped),
             Some((first, rest)) => {
@@ -503,7 +536,14 @@ impl Eval {
         }
     }
 
-    fn arg(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, c: &Cmd, a: &Arg) -> Val {
+    fn arg(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        c: &Cmd<'a>,
+        a: &Arg<'a>,
+    ) -> Val<'a> {
         match a {
             Arg::Dot => dot.clone(),
             Arg::Field(fields) => self.fields(dot.clone(), fields),
@@ -517,25 +557,36 @@ impl Eval {
                 self.fields(base, fields)
             }
             Arg::Pipe(p) => self.pipe(prog, fr, dot, p),
-            Arg::Str(s) | Arg::Num(s) => Val::Lit(s.clone()),
+            Arg::Str(s) => Val::Lit(s.clone()),
+            Arg::Num(s) => Val::Lit(Cow::Borrowed(*s)),
             Arg::Bool | Arg::Nil => Val::Unknown,
         }
     }
 
-    fn fields(&mut self, base: Val, fields: &[String]) -> Val {
-        fields.iter().fold(base, |v, f| self.access(&v, f))
+    fn fields(&mut self, base: Val<'a>, fields: &[&'a str]) -> Val<'a> {
+        let mut cur = base;
+        for (i, f) in fields.iter().enumerate() {
+            if let Val::Values(p) = &mut cur {
+                // A chain read records its last path only: the others are its prefixes.
+                p.extend(fields[i..].iter().map(|f| Cow::Borrowed(*f)));
+                self.refer(p);
+                return cur;
+            }
+            cur = self.access(&cur, &Cow::Borrowed(*f));
+        }
+        cur
     }
 
     /// `.key` of a value; reading a values path records it.
-    fn access(&mut self, v: &Val, key: &str) -> Val {
+    fn access(&mut self, v: &Val<'a>, key: &Seg<'a>) -> Val<'a> {
         match v {
             Val::Values(p) => {
                 let mut p = p.clone();
-                p.push(key.to_owned());
+                p.push(key.clone());
                 self.refer(&p);
                 Val::Values(p)
             }
-            Val::Root(prefix) => match key {
+            Val::Root(prefix) => match key.as_ref() {
                 "Values" => Val::Values(prefix.clone()),
                 "Chart" => Val::Chart,
                 _ => Val::Unknown,
@@ -543,7 +594,7 @@ impl Eval {
             Val::Dict(m) => m.get(key).cloned().unwrap_or(Val::Unknown),
             Val::Chart if key == "AppVersion" => Val::AppVersion,
             Val::Union(vs) => {
-                let vs: Vec<Val> = vs.iter().map(|v| self.access(v, key)).collect();
+                let vs: Vec<Val<'a>> = vs.iter().map(|v| self.access(v, key)).collect();
                 union(vs)
             }
             _ => Val::Unknown,
@@ -551,18 +602,18 @@ impl Eval {
     }
 
     /// An element of a list or map (`range`, `first`): `p` → `p.*`, recorded.
-    fn elem(&mut self, v: &Val) -> Val {
+    fn elem(&mut self, v: &Val<'a>) -> Val<'a> {
         match v {
             Val::Values(p) => {
                 let mut p = p.clone();
-                p.push(ANY.to_owned());
+                p.push(Cow::Borrowed(ANY));
                 self.refer(&p);
                 Val::Values(p)
             }
             Val::List(vs) => union(vs.iter().cloned()),
             Val::Dict(m) => union(m.values().cloned()),
             Val::Union(vs) => {
-                let vs: Vec<Val> = vs.iter().map(|v| self.elem(v)).collect();
+                let vs: Vec<Val<'a>> = vs.iter().map(|v| self.elem(v)).collect();
                 union(vs)
             }
             _ => Val::Unknown,
@@ -570,13 +621,20 @@ impl Eval {
     }
 
     /// `index base k1 k2…`: literal keys read the path, others consume it whole.
-    fn navigate(&mut self, prog: &Program, fr: &Frame, c: &Cmd, base: &Val, keys: &[Val]) -> Val {
+    fn navigate(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &Frame<'a>,
+        c: &Cmd<'a>,
+        base: &Val<'a>,
+        keys: &[Val<'a>],
+    ) -> Val<'a> {
         let mut cur = base.clone();
         for k in keys {
             cur = match k {
                 Val::Lit(s) => self.access(&cur, s),
                 Val::Union(ks) if ks.iter().all(|k| matches!(k, Val::Lit(_))) => {
-                    let vs: Vec<Val> = ks
+                    let vs: Vec<Val<'a>> = ks
                         .iter()
                         .map(|k| match k {
                             Val::Lit(s) => self.access(&cur, s),
@@ -591,27 +649,33 @@ impl Eval {
         cur
     }
 
-    fn computed(&mut self, prog: &Program, fr: &Frame, c: &Cmd, v: &Val) -> Val {
+    fn computed(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &Frame<'a>,
+        c: &Cmd<'a>,
+        v: &Val<'a>,
+    ) -> Val<'a> {
         match v {
             Val::Values(p) => {
-                if self.seen_dynamic.insert(p.clone()) {
+                if self.seen_dynamic.insert(owned(p)) {
                     let unit = &prog.units[fr.unit];
                     self.refs.dynamic.push(Dynamic {
                         file: unit.name.clone(),
                         line: c.line,
-                        prefix: p.clone(),
+                        prefix: owned(p),
                         expr: unit.text.get(c.start..c.end).unwrap_or("").to_owned(),
                     });
                 }
                 self.whole(p);
                 let mut p = p.clone();
-                p.push(ANY.to_owned());
+                p.push(Cow::Borrowed(ANY));
                 Val::Values(p)
             }
             Val::Dict(m) => union(m.values().cloned()),
             Val::List(vs) => union(vs.iter().cloned()),
             Val::Union(vs) => {
-                let vs: Vec<Val> = vs.iter().map(|v| self.computed(prog, fr, c, v)).collect();
+                let vs: Vec<Val<'a>> = vs.iter().map(|v| self.computed(prog, fr, c, v)).collect();
                 union(vs)
             }
             _ => Val::Unknown,
@@ -619,16 +683,28 @@ impl Eval {
     }
 
     /// What an `if` condition says about emptiness, evaluating it (and recording its paths).
-    fn cond(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, p: &Pipe) -> Facts {
+    fn cond(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        p: &Pipe<'a>,
+    ) -> Facts<'a> {
         match (p.decl.is_empty(), p.cmds.as_slice()) {
             (true, [c]) => self.cond_cmd(prog, fr, dot, c),
             _ => Facts::of_value(&self.pipe(prog, fr, dot, p)),
         }
     }
 
-    fn cond_cmd(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, c: &Cmd) -> Facts {
+    fn cond_cmd(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        c: &Cmd<'a>,
+    ) -> Facts<'a> {
         let (name, args) = match c.args.split_first() {
-            Some((Arg::Ident(name), args)) => (name.as_str(), args),
+            Some((Arg::Ident(name), args)) => (*name, args),
             _ => return Facts::of_value(&self.cmd(prog, fr, dot, c, None)),
         };
         match (name, args) {
@@ -674,7 +750,14 @@ impl Eval {
         }
     }
 
-    fn cond_arg(&mut self, prog: &Program, fr: &mut Frame, dot: &Val, c: &Cmd, a: &Arg) -> Facts {
+    fn cond_arg(
+        &mut self,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        c: &Cmd<'a>,
+        a: &Arg<'a>,
+    ) -> Facts<'a> {
         match a {
             Arg::Pipe(p) => self.cond(prog, fr, dot, p),
             a => Facts::of_value(&self.arg(prog, fr, dot, c, a)),
@@ -684,15 +767,15 @@ impl Eval {
     #[allow(clippy::too_many_arguments)]
     fn call(
         &mut self,
-        prog: &Program,
-        fr: &mut Frame,
-        dot: &Val,
-        c: &Cmd,
+        prog: &Program<'a>,
+        fr: &mut Frame<'a>,
+        dot: &Val<'a>,
+        c: &Cmd<'a>,
         name: &str,
-        args: &[Arg],
-        piped: Option<Val>,
-    ) -> Val {
-        let mut vals: Vec<Val> = args.iter().map(|a| self.arg(prog, fr, dot, c, a)).collect();
+        args: &[Arg<'a>],
+        piped: Option<Val<'a>>,
+    ) -> Val<'a> {
+        let mut vals: Vec<Val<'a>> = args.iter().map(|a| self.arg(prog, fr, dot, c, a)).collect();
         vals.extend(piped);
         let last = vals.last().cloned().unwrap_or(Val::Unknown);
         match name {
@@ -803,7 +886,7 @@ impl Eval {
             }
             "pluck" => match vals.split_first() {
                 Some((key, maps)) => {
-                    let vs: Vec<Val> = maps
+                    let vs: Vec<Val<'a>> = maps
                         .iter()
                         .map(|m| self.navigate(prog, fr, c, m, std::slice::from_ref(key)))
                         .collect();
@@ -822,7 +905,7 @@ impl Eval {
             "include" => match vals.as_slice() {
                 [names, rest @ ..] => {
                     let arg = rest.first().cloned().unwrap_or(Val::Unknown);
-                    let names: Vec<String> = match names {
+                    let names: Vec<Seg<'a>> = match names {
                         Val::Lit(n) => vec![n.clone()],
                         Val::Union(ns) => ns
                             .iter()
@@ -833,7 +916,7 @@ impl Eval {
                             .collect(),
                         _ => Vec::new(),
                     };
-                    let vs: Vec<Val> = names
+                    let vs: Vec<Val<'a>> = names
                         .iter()
                         .map(|n| self.include(prog, n, arg.clone()))
                         .collect();
@@ -864,7 +947,7 @@ impl Eval {
 }
 
 /// A dict (or the dicts of a union) with an edit applied; other values unchanged.
-fn edit_dict(base: &Val, edit: impl Fn(&mut BTreeMap<String, Val>) + Copy) -> Val {
+fn edit_dict<'a>(base: &Val<'a>, edit: impl Fn(&mut BTreeMap<Seg<'a>, Val<'a>>) + Copy) -> Val<'a> {
     match base {
         Val::Dict(m) => {
             let mut m = m.clone();
@@ -877,9 +960,9 @@ fn edit_dict(base: &Val, edit: impl Fn(&mut BTreeMap<String, Val>) + Copy) -> Va
 }
 
 /// `set $d …`/`merge $d …` change the map `$d` holds.
-fn rebind(fr: &mut Frame, args: &[Arg], new: &Val) {
+fn rebind<'a>(fr: &mut Frame<'a>, args: &[Arg<'a>], new: &Val<'a>) {
     if let Some(Arg::Var(name, fields)) = args.first() {
-        if fields.is_empty() && name != "$" {
+        if fields.is_empty() && *name != "$" {
             if let Some(slot) = fr.vars.iter_mut().rev().find(|(n, _)| n == name) {
                 slot.1 = new.clone();
             }
@@ -888,38 +971,38 @@ fn rebind(fr: &mut Frame, args: &[Arg], new: &Val) {
 }
 
 /// `$x := v` declares; `$x = v` joins the old value (either may reach later uses).
-fn bind(fr: &mut Frame, name: &str, v: Val, assign: bool) {
+fn bind<'a>(fr: &mut Frame<'a>, name: &'a str, v: Val<'a>, assign: bool) {
     if assign {
-        if let Some(slot) = fr.vars.iter_mut().rev().find(|(n, _)| n == name) {
+        if let Some(slot) = fr.vars.iter_mut().rev().find(|(n, _)| *n == name) {
             slot.1 = union([slot.1.clone(), v]);
             return;
         }
     }
-    fr.vars.push((name.to_owned(), v));
+    fr.vars.push((name, v));
 }
 
-fn lookup(fr: &Frame, name: &str) -> Val {
+fn lookup<'a>(fr: &Frame<'a>, name: &str) -> Val<'a> {
     if name == "$" {
         return fr.root.clone();
     }
     fr.vars
         .iter()
         .rev()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| *n == name)
         .map_or(Val::Unknown, |(_, v)| v.clone())
 }
 
 /// `.Values.a.b` chains among tokens (for files that do not parse): `["a","b"]`.
-fn lexed_values_chains(toks: &[Tok]) -> Vec<Vec<String>> {
+fn lexed_values_chains<'a>(toks: &[Tok<'a>]) -> Vec<Vec<&'a str>> {
     let mut out = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        if t.kind != Kind::Field("Values".into()) {
+        if t.kind != Kind::Field("Values") {
             continue;
         }
-        let chain: Vec<String> = toks[i + 1..]
+        let chain: Vec<&'a str> = toks[i + 1..]
             .iter()
             .map_while(|t| match &t.kind {
-                Kind::Field(f) if !t.space_before => Some(f.clone()),
+                Kind::Field(f) if !t.space_before => Some(*f),
                 _ => None,
             })
             .collect();
