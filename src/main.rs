@@ -39,7 +39,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
     match cli.command {
         Command::Schema => {
-            println!(
+            stack::outln!(
                 "{}",
                 serde_json::to_string_pretty(&stack::config::schema())?
             );

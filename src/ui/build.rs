@@ -115,7 +115,7 @@ impl Reporter for BuildView {
 /// The final summary (human) or the whole report (JSON).
 pub fn print(report: &Report, format: Format) {
     match format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(report).expect("report serializes")
         ),
@@ -135,7 +135,7 @@ pub fn print(report: &Report, format: Format) {
                 .iter()
                 .filter(|i| matches!(i.outcome, Outcome::Failed(_)))
                 .count();
-            println!("{built} built, {cached} up to date, {failed} failed");
+            crate::outln!("{built} built, {cached} up to date, {failed} failed");
         }
     }
 }

@@ -4,7 +4,6 @@
 use super::{use_color, Format, Styles};
 use crate::ops::cluster::{ChangeReport, StatusReport};
 use crate::ops::doctor::{Report as DoctorReport, Status};
-use std::io::Write;
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     let mut s = serde_json::to_string_pretty(v).expect("report serializes");
@@ -61,7 +60,8 @@ pub fn print_change(r: &ChangeReport, format: Format) -> std::io::Result<()> {
         Format::Json => json(r),
         Format::Human | Format::Github | Format::Yaml => change_human(r, use_color()),
     };
-    std::io::stdout().write_all(text.as_bytes())
+    crate::ui::stdout(&text);
+    Ok(())
 }
 
 pub fn status_human(r: &StatusReport, color: bool) -> String {
@@ -150,7 +150,8 @@ pub fn print_status(r: &StatusReport, format: Format) -> std::io::Result<()> {
         Format::Json => json(r),
         Format::Human | Format::Github | Format::Yaml => status_human(r, use_color()),
     };
-    std::io::stdout().write_all(text.as_bytes())
+    crate::ui::stdout(&text);
+    Ok(())
 }
 
 pub fn doctor_human(r: &DoctorReport, color: bool) -> String {
@@ -195,5 +196,6 @@ pub fn print_doctor(r: &DoctorReport, format: Format) -> std::io::Result<()> {
         Format::Json => json(r),
         Format::Human | Format::Github | Format::Yaml => doctor_human(r, use_color()),
     };
-    std::io::stdout().write_all(text.as_bytes())
+    crate::ui::stdout(&text);
+    Ok(())
 }

@@ -12,6 +12,27 @@ use crate::error::StackError;
 use crate::ops::validate::Report;
 use console::Style;
 
+/// Writes to stdout. A closed pipe (`stack validate envs | head -1`) ends the process quietly
+/// with status 0, as ripgrep does, instead of an error or a panic.
+pub fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// `println!` through [`stdout`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::ui::stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Human,
@@ -222,7 +243,8 @@ pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
             validate_github(report)
         }
     };
-    std::io::stdout().write_all(text.as_bytes())
+    crate::ui::stdout(&text);
+    Ok(())
 }
 
 /// An error for the user: `error: …`, the place, `hint: …`.
@@ -232,7 +254,7 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
     match format {
         Format::Json => {
             let doc = serde_json::json!({ "error": err.to_string(), "hint": hint, "exitCode": exit_code(err) });
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("serializes")
             );
@@ -258,7 +280,7 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
                 Some(h) => format!("{msg}\nhint: {h}"),
                 None => msg,
             };
-            println!("::error{props}::{}", gh_data(&msg));
+            crate::outln!("::error{props}::{}", gh_data(&msg));
         }
         Format::Human | Format::Yaml => {
             let st = Styles::new(

@@ -6,34 +6,34 @@ use std::collections::BTreeMap;
 
 pub fn print(report: &Report, format: Format) {
     if format == Format::Json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(report).expect("report serializes")
         );
         return;
     }
-    println!(
+    crate::outln!(
         "env {} → release {} in {} (context {})",
         report.env, report.release, report.namespace, report.context
     );
-    println!("values: {}", report.layers.join(" → "));
+    crate::outln!("values: {}", report.layers.join(" → "));
     match &report.helm {
         HelmStep::UpToDate { revision } => {
-            println!("release up to date (revision {revision}): no helm upgrade")
+            crate::outln!("release up to date (revision {revision}): no helm upgrade")
         }
         HelmStep::Upgraded { revision, command } => {
-            println!("$ {command}\nrelease upgraded to revision {revision}")
+            crate::outln!("$ {command}\nrelease upgraded to revision {revision}")
         }
-        HelmStep::WouldUpgrade { command } => println!("would run: {command}"),
+        HelmStep::WouldUpgrade { command } => crate::outln!("would run: {command}"),
     }
     match &report.rollout {
-        Rollout::Ready { seconds } => println!("ready in {seconds:.1}s"),
+        Rollout::Ready { seconds } => crate::outln!("ready in {seconds:.1}s"),
         Rollout::NotWaited => {}
         Rollout::Failed {
             failures,
             diagnostics,
         } => {
-            println!("NOT READY:");
+            crate::outln!("NOT READY:");
             for f in failures {
                 let container = f
                     .container
@@ -45,31 +45,31 @@ pub fn print(report: &Report, format: Format) {
                     .as_deref()
                     .map(|o| format!(" of {o}"))
                     .unwrap_or_default();
-                println!(
+                crate::outln!(
                     "  {}{container}{owner}: {} — {}",
                     f.resource,
                     f.reason.as_str(),
                     f.message
                 );
                 for l in &f.last_logs {
-                    println!("    │ {l}");
+                    crate::outln!("    │ {l}");
                 }
             }
-            println!("diagnostics (events, pods, logs, helm status): {diagnostics}/");
+            crate::outln!("diagnostics (events, pods, logs, helm status): {diagnostics}/");
         }
     }
 }
 
 pub fn print_down(done: &BTreeMap<String, String>, format: Format) {
     if format == Format::Json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(done).expect("serializes")
         );
         return;
     }
     for (what, how) in done {
-        println!("{what}: {how}");
+        crate::outln!("{what}: {how}");
     }
 }
 
@@ -129,7 +129,7 @@ impl crate::ops::up::session::SessionReporter for crate::ui::build::BuildView {
                 }
             }
             Event::Log(line) => {
-                println!(
+                crate::outln!(
                     "{}",
                     crate::ui::logs::log_line(line, 24, crate::ui::use_color())
                 );

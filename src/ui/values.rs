@@ -8,7 +8,7 @@ use crate::yaml::{emit, Node, Value};
 pub fn print(report: &Report, format: Format, origin: bool) {
     if !report.refusals.is_empty() {
         match format {
-            Format::Json => println!(
+            Format::Json => crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "target": report.target,
@@ -35,17 +35,17 @@ pub fn print(report: &Report, format: Format, origin: bool) {
         origin: crate::config::file_origin(&report.target),
     };
     match (format, origin) {
-        (Format::Json, false) => println!(
+        (Format::Json, false) => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&root.value.to_json()).expect("serializes")
         ),
         (Format::Json, true) => {
             let mut leaves = Vec::new();
             collect_leaves(&root, &mut Vec::new(), &mut leaves);
-            println!("{}", serde_json::to_string_pretty(&leaves).expect("serializes"));
+            crate::outln!("{}", serde_json::to_string_pretty(&leaves).expect("serializes"));
         }
         (_, with_origin) => {
-            println!("# {}", report.layers.join(" → "));
+            crate::outln!("# {}", report.layers.join(" → "));
             let annotate = |_: &[String], n: &Node| {
                 let leaf = match &n.value {
                     Value::Map(m) => m.is_empty(),
@@ -54,7 +54,7 @@ pub fn print(report: &Report, format: Format, origin: bool) {
                 };
                 (with_origin && leaf).then(|| n.origin.to_string())
             };
-            print!("{}", emit::to_yaml(&root, &annotate));
+            super::stdout(&emit::to_yaml(&root, &annotate));
         }
     }
 }

@@ -853,3 +853,29 @@ fn parity_oci_requirement_and_exclude_globs_from_stack_yaml() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // `stack validate envs | head -1` on a large repo: the reader goes away; stack must neither
+    // print "Broken pipe" nor exit 2 (nor panic in println!).
+    let tmp = reference_copy();
+    for i in 0..3000 {
+        append(
+            tmp.path(),
+            &format!("envs/ci/t{i:04}.yaml"),
+            "backend-api: {image: {tag: \"1.0.0\"}}\n",
+        );
+    }
+    let mut child = std::process::Command::new(support::stack_bin())
+        .current_dir(tmp.path())
+        .args(["validate", "envs"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before stack writes its ~300 KB
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+}
