@@ -879,3 +879,21 @@ fn a_closed_stdout_pipe_ends_quietly() {
     assert_eq!(text(&out.stderr), "");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_symlink_loop_under_envs_is_read_once() {
+    let tmp = reference_copy();
+    let root = tmp.path();
+    // envs/ci/loop → envs/ : following it would find every target again, without end.
+    std::os::unix::fs::symlink("..", root.join("envs/ci/loop")).unwrap();
+    let out = stack(root, &["validate", "envs", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ci/kind", "live/acme-shop", "local/dev", "preview/pr"]);
+}

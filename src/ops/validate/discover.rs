@@ -271,21 +271,33 @@ fn default_layers(with_cloud: bool) -> Vec<LayerConfig> {
     v
 }
 
+/// Every file below `dir`. A directory reached twice (a symlink loop, or two links to one
+/// directory) is read once: its canonical path is remembered.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut seen = std::collections::HashSet::new();
+    walk_dir(dir, &mut seen, out);
+}
+
+fn walk_dir(dir: &Path, seen: &mut std::collections::HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
+    let Ok(canonical) = dir.canonicalize() else {
+        return;
+    };
+    if !seen.insert(canonical) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            walk(&p, out);
+            walk_dir(&p, seen, out);
         } else {
             out.push(p);
         }
     }
 }
 
-/// `*` within a path segment, `**` across segments.
 /// `envs.exclude` as one glob set: gitignore-like `*` (one path segment), `**` (any depth),
 /// `?`, `[...]`, `{a,b}` — matched against paths relative to the project root.
 fn exclude_set(globs: &[String]) -> Result<globset::GlobSet, StackError> {
