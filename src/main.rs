@@ -166,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 files: args.files,
                 helm: args.helm,
                 set: set_args(args.set),
+                target: None,
             };
             let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
             ui::print_validate(&report, cli.format)?;

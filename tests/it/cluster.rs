@@ -1140,3 +1140,88 @@ fn registry_wiring_with_real_containers() {
     let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
     assert!(report.steps.is_empty(), "{:#?}", report.steps);
 }
+
+/// A kind project with the reference chart and one dev env file.
+fn up_fixture(extra_yaml: &str, dev_env: &str) -> Fixture {
+    let (ingress, reg) = (free_port(), free_port());
+    let fx = kind_fixture(ingress, reg);
+    let cfg = std::fs::read_to_string(fx.root().join("stack.yaml")).unwrap() + extra_yaml;
+    std::fs::write(fx.root().join("stack.yaml"), cfg).unwrap();
+    support::copy(
+        &support::project_root().join("charts"),
+        &fx.root().join("charts"),
+    );
+    let _ = std::fs::remove_dir_all(fx.root().join("charts/app/charts"));
+    std::fs::create_dir_all(fx.root().join("envs/local")).unwrap();
+    std::fs::write(fx.root().join("envs/local/dev.yaml"), dev_env).unwrap();
+    fx
+}
+
+struct QuietUp;
+impl stack::ops::build::Reporter for QuietUp {
+    fn planned(&self, _: &stack::ops::build::Planned, _: bool) {}
+    fn line(&self, _: &str, _: &str) {}
+    fn finished(&self, _: &stack::ops::build::ImageResult) {}
+}
+impl stack::ops::up::Reporter for QuietUp {
+    fn rollout(&self, _: &stack::kube::ResourceProgress) {}
+}
+
+#[test]
+fn up_validates_the_dev_env_before_touching_the_cluster() {
+    let fx = up_fixture("", "backend-api:\n  replicaCont: 2\n");
+    let r = RecordingRunner::new();
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let err = stack::ops::up::up(&fx.project(), &h, &Default::default(), &QuietUp).unwrap_err();
+    assert!(err.to_string().contains("replicaCont"), "{err}");
+    // A values typo costs milliseconds: no kind (nor any other) command ran.
+    assert_eq!(r.lines(), Vec::<String>::new());
+}
+
+#[test]
+fn up_judges_the_dev_env_by_its_own_files() {
+    // dev.env is an extra target made of a chart lifecycle file only; a typo in another env's
+    // file must not block it.
+    let fx = up_fixture(
+        "dev:\n  env: dev\nenvs:\n  extraTargets:\n    - name: dev\n      type: local\n      layers: [charts/app/values.local.dev.yaml]\n",
+        "",
+    );
+    std::fs::write(
+        fx.root().join("charts/app/values.local.dev.yaml"),
+        "backend-ws:\n  enabled: false\n",
+    )
+    .unwrap();
+    std::fs::write(fx.root().join("envs/local/other.yaml"), "ingrss: {}\n").unwrap();
+    let r = RecordingRunner::new();
+    r.on(
+        &["kind", "get", "clusters"],
+        fail(1, "simulated: stop here\n"),
+    );
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let err = stack::ops::up::up(&fx.project(), &h, &Default::default(), &QuietUp).unwrap_err();
+    assert!(!err.to_string().contains("has errors"), "{err}");
+    assert_eq!(
+        r.lines().first().map(String::as_str),
+        Some("kind get clusters")
+    );
+}
+
+#[test]
+fn overlapping_image_value_paths_are_a_configuration_error_not_a_panic() {
+    let fx = up_fixture(
+        "images:\n  backend:\n    context: demo\n    values: [backend-api.image, backend-api.image.tag]\n",
+        "",
+    );
+    let r = RecordingRunner::new();
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let err = stack::ops::up::up(&fx.project(), &h, &Default::default(), &QuietUp).unwrap_err();
+    let e = err.downcast_ref::<StackError>().expect("a StackError");
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        err.to_string().contains(
+            "`backend-api.image` and images.backend.values `backend-api.image.tag` overlap"
+        ),
+        "{err}"
+    );
+    assert_eq!(r.lines(), Vec::<String>::new());
+}

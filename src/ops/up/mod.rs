@@ -115,22 +115,14 @@ pub fn up(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Report> {
-    let cluster_opts = cluster::Options {
-        dry_run: opts.dry_run,
-        context: opts.context.clone(),
-    };
-    let target = cluster::resolve(project, host, &cluster_opts)?;
-    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
-    if matches!(target.provider, Provider::Kind | Provider::K3d) {
-        cluster::up(project, host, &cluster_opts)?;
-    }
-
-    // The env's values must be valid before anything is deployed (same checks as validate).
+    // The env's values must be valid before anything is created or deployed (same checks as
+    // validate, judged on the dev env's own files): a values typo costs milliseconds, not a cluster.
     let env = dev_target(project)?;
+    override_paths_disjoint(project)?;
     let checked = validate::run(
         project,
         &validate::Options {
-            files: vec![project.root.join(&env.file)],
+            target: Some(env.name.clone()),
             ..Default::default()
         },
         host.runner,
@@ -164,6 +156,16 @@ pub fn up(
         .into());
     }
 
+    let cluster_opts = cluster::Options {
+        dry_run: opts.dry_run,
+        context: opts.context.clone(),
+    };
+    let target = cluster::resolve(project, host, &cluster_opts)?;
+    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+    if matches!(target.provider, Provider::Kind | Provider::K3d) {
+        cluster::up(project, host, &cluster_opts)?;
+    }
+
     let built = build::run(
         project,
         &build::Options {
@@ -191,7 +193,7 @@ pub fn up(
         .unwrap_or_else(|| project.project_name());
     let release = release::name(project, &env)?;
     let chart_rel = validate::discover::chart_dir(project)?;
-    let overrides = image_overrides(project, &built.images);
+    let overrides = image_overrides(project, &built.images)?;
     let overrides_rel = format!(".stack/up/{release}.values.json");
     let mut layers = env.layers.clone();
     layers.push(overrides_rel.clone());
@@ -339,7 +341,11 @@ fn kubeconfig_of(project: &Project, host: &Host, opts: &Options) -> Result<Strin
 }
 
 /// `<path>.repository` / `<path>.tag` for every image with `values:` paths, from where it was delivered.
-fn image_overrides(project: &Project, images: &[build::ImageResult]) -> serde_json::Value {
+fn image_overrides(
+    project: &Project,
+    images: &[build::ImageResult],
+) -> Result<serde_json::Value, StackError> {
+    override_paths_disjoint(project)?;
     let mut root = serde_json::Map::new();
     for img in images {
         let Some(cfg) = project.config.images.get(&img.name) else {
@@ -356,17 +362,47 @@ fn image_overrides(project: &Project, images: &[build::ImageResult]) -> serde_js
         for path in &cfg.values {
             let mut node = &mut root;
             for part in path.split('.') {
-                node = node
+                let entry = node
                     .entry(part.to_owned())
-                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
-                    .as_object_mut()
-                    .expect("paths only create maps");
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                node = match entry {
+                    serde_json::Value::Object(m) => m,
+                    _ => unreachable!("override_paths_disjoint: no path runs through another"),
+                };
             }
             node.insert("repository".into(), repository.into());
             node.insert("tag".into(), tag.into());
         }
     }
-    serde_json::Value::Object(root)
+    Ok(serde_json::Value::Object(root))
+}
+
+/// Each `images.<name>.values` path receives `{repository, tag}`: two paths where one is the
+/// other or lies below it (`image` and `image.tag`) would overwrite each other.
+fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
+    let all: Vec<(&String, Vec<&str>)> = project
+        .config
+        .images
+        .iter()
+        .flat_map(|(name, cfg)| cfg.values.iter().map(move |p| (name, p.split('.').collect())))
+        .collect();
+    for (i, (a_img, a)) in all.iter().enumerate() {
+        for (b_img, b) in &all[i + 1..] {
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            if long.starts_with(short) {
+                return Err(StackError::config(
+                    Some(crate::config::file_origin(crate::config::FILE_NAME)),
+                    format!(
+                        "images.{a_img}.values `{}` and images.{b_img}.values `{}` overlap: each path receives {{repository, tag}}, so one would overwrite the other",
+                        a.join("."),
+                        b.join(".")
+                    ),
+                    "name the map that holds repository and tag (e.g. `backend-api.image`), once",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `stack down`: uninstall the dev release (the cluster stays unless `cluster` is set).

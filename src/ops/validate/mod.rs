@@ -28,6 +28,9 @@ pub struct Options {
     pub helm: bool,
     /// `--set`-style flags applied to every target after its layers, as CI passes image tags.
     pub set: Vec<SetArg>,
+    /// Only this target (by name), e.g. the dev env `stack up` deploys: other targets' files are
+    /// not read, so their findings cannot block it.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -67,6 +70,9 @@ pub(crate) type ParsedLayer = (Layer, Vec<yaml::Note>);
 pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Report, StackError> {
     let chart_rel = discover::chart_dir(project)?;
     let (mut targets, cloud) = discover::targets(project, opts.cloud.as_deref())?;
+    if let Some(name) = &opts.target {
+        targets.retain(|t| t.name == *name);
+    }
     if !opts.files.is_empty() {
         targets = affected(project, &chart_rel, targets, &opts.files);
         if targets.is_empty() {
