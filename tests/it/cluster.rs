@@ -1225,3 +1225,51 @@ fn overlapping_image_value_paths_are_a_configuration_error_not_a_panic() {
     );
     assert_eq!(r.lines(), Vec::<String>::new());
 }
+
+#[test]
+fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
+    // 70000 as u16 would be 4464: a port the user never asked for.
+    let fx = kind_fixture(free_port(), free_port());
+    let cfg = std::fs::read_to_string(fx.root().join("kind/cluster.yaml")).unwrap();
+    let cfg = cfg.replacen("hostPort: ", "hostPort: 7000", 1);
+    std::fs::write(fx.root().join("kind/cluster.yaml"), cfg).unwrap();
+    let r = RecordingRunner::new();
+    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.on(
+        &["docker", "container", "inspect"],
+        fail(1, "Error: No such container: stack-registry\n"),
+    );
+    r.on(&["docker", "network", "inspect"], no_network("kind"));
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = err.downcast_ref::<StackError>().expect("a StackError");
+    assert_eq!(err.exit_code(), 2);
+    let StackError::Config {
+        origin, message, ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("is not a port number"), "{message}");
+    assert_eq!(origin.as_ref().map(|o| o.pos.line), Some(10), "{origin:?}");
+    assert!(
+        !r.lines().iter().any(|l| l.contains("create")),
+        "{:?}",
+        r.lines()
+    );
+
+    let fx = k3d_fixture(free_port(), free_port());
+    let cfg = std::fs::read_to_string(fx.root().join("k3d/cluster.yaml")).unwrap();
+    let cfg = cfg.replacen("  - port: 127.0.0.1:", "  - port: 127.0.0.1:9", 1);
+    std::fs::write(fx.root().join("k3d/cluster.yaml"), cfg).unwrap();
+    let r = RecordingRunner::new();
+    r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
+    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    assert!(err.to_string().contains("is not a port number"), "{err}");
+    assert!(
+        !r.lines().iter().any(|l| l.contains("create")),
+        "{:?}",
+        r.lines()
+    );
+}

@@ -52,7 +52,12 @@ fn config_json(t: &Target) -> serde_json::Value {
 
 /// `[HOST:][HOSTPORT:]CONTAINERPORT[/PROTOCOL]` → (host address, host port, protocol); `None` when
 /// Docker picks the host port (or for ranges, which Docker checks itself).
-fn parse_port_spec(spec: &str) -> Option<(String, u16, Protocol)> {
+/// `[HOST:][HOSTPORT:]CONTAINERPORT[/PROTOCOL]`: the host address and port when one is published.
+/// A host port that is not 1–65535 is an error at its line.
+fn parse_port_spec(
+    spec: &str,
+    origin: &crate::yaml::Origin,
+) -> Result<Option<(String, u16, Protocol)>, StackError> {
     let (spec, proto) = match spec.rsplit_once('/') {
         Some((s, p)) => (s, p),
         None => (spec, "tcp"),
@@ -66,13 +71,14 @@ fn parse_port_spec(spec: &str) -> Option<(String, u16, Protocol)> {
     let (addr, port) = match parts.as_slice() {
         [addr, port, _] => (addr.to_string(), *port),
         [port, _] => (String::new(), *port),
-        _ => return None,
+        _ => return Ok(None),
     };
-    port.parse().ok().map(|p| (addr, p, protocol))
+    let port = ports::host_port(&port.into(), &format!("port mapping {spec}"), Some(origin))?;
+    Ok(port.map(|p| (addr, p, protocol)))
 }
 
 /// Host ports the cluster will publish: `ports`, a fixed `kubeAPI.hostPort`, the registry.
-pub fn host_ports(t: &Target) -> Vec<HostPort> {
+pub fn host_ports(t: &Target) -> Result<Vec<HostPort>, StackError> {
     let mut out = Vec::new();
     let map = t.provider_config.as_ref().and_then(|c| c.value.as_map());
     if let Some(Node {
@@ -87,7 +93,7 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
             let Some(spec) = port_node.value.to_json().as_str().map(str::to_owned) else {
                 continue;
             };
-            if let Some((addr, port, protocol)) = parse_port_spec(&spec) {
+            if let Some((addr, port, protocol)) = parse_port_spec(&spec, &port_node.origin)? {
                 out.push(HostPort {
                     address: ports::parse_address(&addr).unwrap_or_else(ports::loopback),
                     port,
@@ -99,11 +105,11 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
         }
     }
     let j = config_json(t);
-    let api_port = match &j["kubeAPI"]["hostPort"] {
-        serde_json::Value::String(s) => s.parse::<u16>().ok(),
-        serde_json::Value::Number(n) => n.as_u64().map(|n| n as u16),
-        _ => None,
-    };
+    let api_port = ports::host_port(
+        &j["kubeAPI"]["hostPort"],
+        "kubeAPI.hostPort",
+        t.config_origin().as_ref(),
+    )?;
     if let Some(port) = api_port {
         out.push(HostPort::tcp(
             ports::parse_address(j["kubeAPI"]["hostIP"].as_str().unwrap_or(""))
@@ -122,7 +128,7 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
             t.config_origin(),
         ));
     }
-    out
+    Ok(out)
 }
 
 /// The config k3d gets: the project's file, or a copy under `.stack/` with stack's additions
@@ -204,7 +210,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         }
         return Ok(steps);
     }
-    ports::check(&host_ports(t))?;
+    ports::check(&host_ports(t)?)?;
     let (config, generated) = effective_config(t);
     steps.extend(super::before_create(
         t,

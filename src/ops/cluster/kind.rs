@@ -111,7 +111,7 @@ fn config_nodes(t: &Target) -> Vec<Node> {
 
 /// Host ports the cluster will publish: every `extraPortMappings` entry, and the API server port
 /// when it is fixed.
-pub fn host_ports(t: &Target) -> Vec<HostPort> {
+pub fn host_ports(t: &Target) -> Result<Vec<HostPort>, StackError> {
     let mut out = Vec::new();
     for node in config_nodes(t) {
         let Some(maps) = node.value.as_map().and_then(|m| m.get("extraPortMappings")) else {
@@ -122,7 +122,13 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
         };
         for m in items {
             let j = m.value.to_json();
-            let Some(port) = j["hostPort"].as_u64() else {
+            let at = m
+                .value
+                .as_map()
+                .and_then(|mm| mm.get("hostPort"))
+                .map(|n| &n.origin);
+            let Some(port) = ports::host_port(&j["hostPort"], "extraPortMappings hostPort", at)?
+            else {
                 continue;
             };
             let address = ports::parse_address(j["listenAddress"].as_str().unwrap_or("0.0.0.0"))
@@ -140,7 +146,7 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
                 .or(Some(m.origin.clone()));
             out.push(HostPort {
                 address,
-                port: port as u16,
+                port,
                 protocol,
                 what: format!(
                     "extraPortMappings containerPort {}",
@@ -152,20 +158,25 @@ pub fn host_ports(t: &Target) -> Vec<HostPort> {
     }
     if let Some(cfg) = &t.provider_config {
         let j = cfg.value.to_json();
-        if let Some(port) = j["networking"]["apiServerPort"].as_u64() {
+        let port = ports::host_port(
+            &j["networking"]["apiServerPort"],
+            "networking.apiServerPort",
+            t.config_origin().as_ref(),
+        )?;
+        if let Some(port) = port {
             let address =
                 ports::parse_address(j["networking"]["apiServerAddress"].as_str().unwrap_or(""))
                     .filter(|a| !a.is_unspecified())
                     .unwrap_or_else(ports::loopback);
             out.push(HostPort::tcp(
                 address,
-                port as u16,
+                port,
                 "the API server (networking.apiServerPort)",
                 t.config_origin(),
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 /// The config kind gets: the project's file as is, or, with `cluster.nodeLabels`, a copy under
@@ -257,7 +268,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
     // Nothing is created unless every port it publishes is free.
     let mut wanted = Vec::new();
     if !exists {
-        wanted.extend(host_ports(t));
+        wanted.extend(host_ports(t)?);
     }
     if let Some((reg, _, c)) = &registry {
         if !c.as_ref().is_some_and(|c| c.running) {

@@ -229,7 +229,7 @@ pub fn resolve(project: &Project, host: &Host, opts: &Options) -> Result<Target,
             (name, ctx, host.user_kubeconfig.display().to_string())
         }
     };
-    let registry = registry_for(c, &name, json.as_ref());
+    let registry = registry_for(c, &name, json.as_ref())?;
     Ok(Target {
         root,
         provider: c.provider,
@@ -248,8 +248,8 @@ fn registry_for(
     c: &crate::config::cluster::ClusterConfig,
     cluster: &str,
     provider_json: Option<&serde_json::Value>,
-) -> Option<Registry> {
-    match c.provider {
+) -> Result<Option<Registry>, StackError> {
+    Ok(match c.provider {
         Provider::Existing => None,
         Provider::Kind => c.registry.enabled.then(|| Registry {
             name: c
@@ -268,11 +268,12 @@ fn registry_for(
                     name: cr["name"]
                         .as_str()
                         .map_or_else(|| format!("k3d-{cluster}-registry"), str::to_owned),
-                    host_port: match &cr["hostPort"] {
-                        serde_json::Value::String(s) => s.parse().unwrap_or(0),
-                        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0) as u16,
-                        _ => 0,
-                    },
+                    host_port: ports::host_port(
+                        &cr["hostPort"],
+                        "registries.create.hostPort",
+                        None,
+                    )?
+                    .unwrap_or(0),
                     image: cr["image"].as_str().unwrap_or("registry:2").to_owned(),
                 }),
                 None => c.registry.enabled.then(|| Registry {
@@ -286,7 +287,7 @@ fn registry_for(
                 }),
             }
         }
-    }
+    })
 }
 
 /// Cluster names are DNS labels.

@@ -27,6 +27,31 @@ pub struct HostPort {
     pub origin: Option<Origin>,
 }
 
+/// A host port as a cluster config writes it (a number, or a string of digits): `None` when
+/// absent or 0 (the runtime picks one), else 1–65535 — anything else is a configuration error at
+/// its line (never truncated to 16 bits).
+pub fn host_port(
+    raw: &serde_json::Value,
+    what: &str,
+    origin: Option<&Origin>,
+) -> Result<Option<u16>, StackError> {
+    let n = match raw {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(0) => Ok(None),
+        Some(n @ 1..=65535) => Ok(Some(n as u16)),
+        _ => Err(StackError::config(
+            origin.cloned(),
+            format!("{what}: `{}` is not a port number", raw.as_str().map_or_else(|| raw.to_string(), str::to_owned)),
+            "a host port is a number from 1 to 65535",
+        )),
+    }
+}
+
 impl HostPort {
     pub fn tcp(
         address: IpAddr,
