@@ -423,3 +423,35 @@ fn kind_delivery_without_a_registry_uses_kind_load() {
         [format!("kind load docker-image {reference} --name stack")]
     );
 }
+
+#[test]
+fn a_context_of_the_project_root_never_sends_stack_state_or_env_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "stack.yaml",
+        "apiVersion: stack/v1\nproject: p\nimages:\n  app:\n    context: .\ndev:\n  dotenv:\n    file: config/dev.env\n    configMap: app-env\n",
+    );
+    write("Dockerfile", "FROM busybox\nCOPY . /app\n");
+    write("src/main.txt", "code\n");
+    write(".env", "TOKEN=s3cret\n");
+    write("config/dev.env", "TOKEN=s3cret\n");
+    write(".stack/kubeconfig", "apiVersion: v1\n");
+    write("sub/.env", "NOT_STACKS=1\n");
+    let project = stack::config::Project::load(root).unwrap();
+    let planned = stack::ops::build::plan(&project, &[], &stack::tool::RealRunner, None).unwrap();
+    let files: Vec<&str> = planned[0]
+        .context
+        .entries
+        .iter()
+        .map(|e| e.rel.as_str())
+        .collect();
+    // The project's `.env`, the configured dotenv file and `.stack/` stay home; a `.env` of the
+    // sources' own (not stack's) is the user's business.
+    assert_eq!(files, ["Dockerfile", "src/main.txt", "stack.yaml", "sub/.env"]);
+}

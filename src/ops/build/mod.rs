@@ -7,6 +7,7 @@
 //! `kind load docker-image` / `k3d image import` when it has none.
 
 mod plan;
+pub use plan::state_ignores;
 
 use crate::config::cluster::Provider;
 use crate::config::Project;

@@ -144,7 +144,9 @@ pub fn plan(
             // The build time changes every run; it must not make every build a cache miss.
             hashed_args.push(format!("{k}={}", render(tpl, "<build-time>")?));
         }
-        let ignore = context::ignore_matcher(&dir, &cfg.ignore)?;
+        let mut ignore_lines = cfg.ignore.clone();
+        ignore_lines.extend(state_ignores(project, &dir));
+        let ignore = context::ignore_matcher(&dir, &ignore_lines)?;
         let ctx = context::walk(&dir, &ignore, &dockerfile_rel)?;
         let cache_file = project
             .root
@@ -199,4 +201,26 @@ mod tests {
             ["base", "dev"]
         );
     }
+}
+
+/// Anchored ignore lines for what stack keeps beside the sources and must never send to a
+/// daemon: `.stack/` (kubeconfigs, records) and the `.env` files (tokens), when they lie inside
+/// the build context `dir` (a context of `.` is the project root).
+pub fn state_ignores(project: &crate::config::Project, dir: &std::path::Path) -> Vec<String> {
+    let mut private = vec![project.root.join(".stack"), project.root.join(".env")];
+    if let Some(d) = &project.config.dev.dotenv {
+        private.push(project.root.join(&d.file));
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    private
+        .iter()
+        .filter_map(|p| {
+            let p = match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+                (Some(parent), Some(name)) => parent.join(name),
+                _ => p.clone(),
+            };
+            let rel = p.strip_prefix(&dir).ok()?.to_string_lossy().replace('\\', "/");
+            (!rel.is_empty()).then(|| format!("/{rel}"))
+        })
+        .collect()
 }

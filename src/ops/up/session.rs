@@ -196,6 +196,7 @@ pub fn run(
         };
         let dir = dir.canonicalize().unwrap_or(dir);
         let mut ignore_lines: Vec<String> = cfg.ignore.clone();
+        ignore_lines.extend(crate::ops::build::state_ignores(project, &dir));
         if let Ok(gi) = std::fs::read_to_string(dir.join(".gitignore")) {
             ignore_lines.extend(gi.lines().map(str::to_owned));
         }
