@@ -254,9 +254,7 @@ impl StatCache {
                 let _ = writeln!(text, "{size} {mtime} {ino} {hash} {rel}");
             }
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(tmp, path)
+        crate::state::write_atomic(path, text.as_bytes())
     }
 }
 

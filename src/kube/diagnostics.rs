@@ -13,7 +13,7 @@
 //! [`Collected::gaps`]; only an unwritable directory is an error. Every file is written whole
 //! (temp file + rename).
 
-use super::fsio::write_atomic;
+use crate::state::write_atomic;
 use super::wait::api_message;
 use crate::error::StackError;
 use crate::tool::{Cmd, Host, Tool};

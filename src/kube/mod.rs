@@ -9,7 +9,6 @@
 mod classify;
 pub mod diagnostics;
 pub mod forward;
-mod fsio;
 pub mod logs;
 pub mod sync;
 pub mod wait;

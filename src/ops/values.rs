@@ -42,7 +42,7 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
         values::compose::merge_maps(&mut user, &layer.root);
     }
     validate::apply_set(&mut user, &opts.set)?;
-    values::checks::helm_refusals(&chart.values, &mut refusals);
+    chart_refusals(&chart, &mut Vec::new(), &mut refusals);
     let composed = values::compose::compose(&chart, &user);
     let mut clashes = Vec::new();
     values::checks::clashes(&composed.clashes, &mut clashes);
@@ -67,6 +67,24 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
         values: composed.values,
         refusals,
     })
+}
+
+/// Helm refuses a chart when any values.yaml in it — the chart's, a subchart's, declared or not —
+/// holds a number JSON cannot ("cannot load values.yaml"). Each file once (one subchart may be
+/// used under several aliases).
+fn chart_refusals(
+    chart: &values::chart::Chart,
+    seen: &mut Vec<std::sync::Arc<str>>,
+    out: &mut Vec<Finding>,
+) {
+    if !seen.contains(&chart.values.origin.file) {
+        seen.push(chart.values.origin.file.clone());
+        values::checks::helm_refusals(&chart.values, out);
+    }
+    let subs = chart.subcharts.iter().filter_map(|s| s.chart.as_deref());
+    for sub in subs.chain(chart.undeclared.iter().map(|c| &**c)) {
+        chart_refusals(sub, seen, out);
+    }
 }
 
 /// The target named `wanted`: its full name, else the only target whose last part it is.

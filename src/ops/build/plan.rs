@@ -148,10 +148,7 @@ pub fn plan(
         ignore_lines.extend(state_ignores(project, &dir));
         let ignore = context::ignore_matcher(&dir, &ignore_lines)?;
         let ctx = context::walk(&dir, &ignore, &dockerfile_rel)?;
-        let cache_file = project
-            .root
-            .join(".stack/cache/build")
-            .join(format!("{name}.json"));
+        let cache_file = crate::state::State::new(&project.root).build_cache(name);
         let cache = context::StatCache::load(&cache_file);
         let (ctx_digest, new_cache, rehashed) = context::digest(&ctx, &cache)?;
         if let Some(new_cache) = new_cache {
@@ -207,7 +204,10 @@ mod tests {
 /// daemon: `.stack/` (kubeconfigs, records) and the `.env` files (tokens), when they lie inside
 /// the build context `dir` (a context of `.` is the project root).
 pub fn state_ignores(project: &crate::config::Project, dir: &std::path::Path) -> Vec<String> {
-    let mut private = vec![project.root.join(".stack"), project.root.join(".env")];
+    let mut private = vec![
+        crate::state::State::new(&project.root).dir(),
+        project.root.join(".env"),
+    ];
     if let Some(d) = &project.config.dev.dotenv {
         private.push(project.root.join(&d.file));
     }

@@ -73,6 +73,9 @@ fn parse_port_spec(
         [port, _] => (String::new(), *port),
         _ => return Ok(None),
     };
+    if port.contains('-') {
+        return Ok(None); // a range (`8080-8090`): Docker publishes it; not checked one by one
+    }
     let port = ports::host_port(&port.into(), &format!("port mapping {spec}"), Some(origin))?;
     Ok(port.map(|p| (addr, p, protocol)))
 }
@@ -315,15 +318,18 @@ mod tests {
 
     #[test]
     fn port_specs() {
+        let at = crate::config::file_origin("k3d/cluster.yaml");
+        let parse = |spec| parse_port_spec(spec, &at).unwrap();
         assert_eq!(
-            parse_port_spec("127.0.0.1:8080:80"),
+            parse("127.0.0.1:8080:80"),
             Some(("127.0.0.1".into(), 8080, Protocol::Tcp))
         );
         assert_eq!(
-            parse_port_spec("5353:53/udp"),
+            parse("5353:53/udp"),
             Some((String::new(), 5353, Protocol::Udp))
         );
-        assert_eq!(parse_port_spec("80"), None);
-        assert_eq!(parse_port_spec("8080-8090:80"), None);
+        assert_eq!(parse("80"), None);
+        assert_eq!(parse("8080-8090:80"), None);
+        assert!(parse_port_spec("65536:80", &at).is_err());
     }
 }

@@ -59,8 +59,6 @@ pub struct Target {
     pub node_labels: BTreeMap<String, String>,
 }
 
-/// The per-project kubeconfig stack writes clusters' credentials into.
-pub const KUBECONFIG: &str = ".stack/kubeconfig";
 
 impl Target {
     pub fn kubeconfig_path(&self) -> PathBuf {
@@ -79,9 +77,7 @@ impl Target {
 
     /// The record `up` writes before creating a cluster, so `down` deletes only what stack made.
     pub fn owned_marker(&self) -> PathBuf {
-        self.root
-            .join(".stack/clusters")
-            .join(format!("{}.json", self.context))
+        crate::state::State::new(&self.root).cluster_record(&self.context)
     }
 
     pub fn owned_record(&self) -> String {
@@ -215,7 +211,7 @@ pub fn resolve(project: &Project, host: &Host, opts: &Options) -> Result<Target,
                     });
                 }
             }
-            (name, own, KUBECONFIG.to_owned())
+            (name, own, crate::state::State::rel_kubeconfig())
         }
         Provider::Existing => {
             let Some(ctx) = opts.context.clone().or(c.context.clone()) else {
@@ -516,7 +512,7 @@ fn first_line(s: &str) -> String {
         .to_owned()
 }
 
-/// `.stack/<provider>-<name>.yaml`: the provider config with stack's additions (JSON is YAML).
+/// The provider config with stack's additions (JSON is YAML), relative to the project root.
 fn generated_config_path(t: &Target) -> String {
-    format!(".stack/{}-{}.yaml", provider_name(t.provider), t.name)
+    crate::state::State::rel_provider_config(provider_name(t.provider), &t.name)
 }

@@ -194,7 +194,7 @@ pub fn up(
     let release = release::name(project, &env)?;
     let chart_rel = validate::discover::chart_dir(project)?;
     let overrides = image_overrides(project, &built.images)?;
-    let overrides_rel = format!(".stack/up/{release}.values.json");
+    let overrides_rel = crate::state::State::rel_overrides(&release);
     let mut layers = env.layers.clone();
     layers.push(overrides_rel.clone());
     let fingerprint = release::fingerprint(project, &chart_rel, &env.layers, &overrides)?;
@@ -304,7 +304,7 @@ fn wait_for_rollout(
                 seconds: start.elapsed().as_secs_f64(),
             }),
             crate::kube::wait::Readiness::Failed(failures) => {
-                let dir = project.root.join(".stack/diagnostics").join(release);
+                let dir = crate::state::State::new(&project.root).diagnostics(release);
                 let helm = crate::kube::diagnostics::HelmStatus {
                     host,
                     release,

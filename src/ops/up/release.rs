@@ -117,12 +117,7 @@ pub struct Record {
 
 impl Record {
     pub fn path(project: &Project, context: &str, namespace: &str, release: &str) -> PathBuf {
-        project
-            .root
-            .join(".stack/up")
-            .join(context)
-            .join(namespace)
-            .join(format!("{release}.json"))
+        crate::state::State::new(&project.root).release_record(context, namespace, release)
     }
 
     pub fn load(path: &Path) -> Option<Record> {
@@ -137,21 +132,15 @@ impl Record {
     }
 }
 
-/// Temp file + rename: nothing half-written.
+/// [`crate::state::write_atomic`] with stack's error for an unwritable file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), StackError> {
-    let fail = |e: std::io::Error| {
+    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
         StackError::config(
             None,
             format!("cannot write {}: {e}", path.display()),
             "check permissions",
         )
-    };
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(fail)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    })
 }
 
 /// `helm dependency build` when a subchart is only available from its `file://` source (Helm
