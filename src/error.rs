@@ -1,7 +1,9 @@
 //! Errors callers branch on, and the exit code each maps to (DESIGN.md "Bad input policy").
 //!
 //! Exit codes: 0 ok, 1 findings or failed checks, 2 usage or configuration error, 3 missing external
-//! tool or daemon. Anything else that escapes to `main` is treated as a configuration error (2).
+//! tool or daemon, 4 an external tool ran and failed (helm, kind, k3d, tofu: its command line, exit
+//! status and last stderr lines are shown), 70 an internal error (a bug in stack: a panic or a
+//! broken invariant). An I/O error that escapes to `main` unclassified counts as 2.
 
 use crate::yaml::{Origin, ParseError, Pos};
 use std::fmt;
@@ -27,6 +29,20 @@ pub enum StackError {
     /// A daemon or service stack needs does not answer (Docker, a cluster).
     #[error("{what} is not reachable — {hint}")]
     Unreachable { what: String, hint: String },
+    /// An external tool ran and failed: not the user's configuration, not stack's bug.
+    #[error("`{command}` failed with exit status {status}{}", if stderr_tail.is_empty() { String::new() } else { format!("\n{stderr_tail}") })]
+    ToolFailed {
+        tool: String,
+        /// The command line as `Cmd` prints it (secrets redacted).
+        command: String,
+        status: i32,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+        hint: Option<String>,
+    },
+    /// A bug in stack: an invariant broke.
+    #[error("internal error (a bug in stack, please report it): {message}")]
+    Internal { message: String },
 }
 
 impl StackError {
@@ -34,13 +50,19 @@ impl StackError {
         match self {
             StackError::Usage { .. } | StackError::Config { .. } => 2,
             StackError::MissingTool { .. } | StackError::Unreachable { .. } => 3,
+            StackError::ToolFailed { .. } => 4,
+            StackError::Internal { .. } => 70,
         }
     }
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            StackError::Usage { hint, .. } | StackError::Config { hint, .. } => hint.as_deref(),
-            StackError::MissingTool { .. } | StackError::Unreachable { .. } => None,
+            StackError::Usage { hint, .. }
+            | StackError::Config { hint, .. }
+            | StackError::ToolFailed { hint, .. } => hint.as_deref(),
+            StackError::MissingTool { .. }
+            | StackError::Unreachable { .. }
+            | StackError::Internal { .. } => None,
         }
     }
 
@@ -53,6 +75,28 @@ impl StackError {
             origin,
             message: message.into(),
             hint: Some(hint.into()),
+        }
+    }
+
+    /// A failed (or unstartable) external command, with what to try.
+    pub fn tool(e: crate::tool::RunError, hint: impl Into<String>) -> Self {
+        use crate::tool::RunError;
+        match e {
+            RunError::Spawn { tool, cmd, source } => StackError::MissingTool {
+                tool,
+                hint: format!("could not start `{cmd}`: {source}"),
+            },
+            RunError::Failed { tool, cmd, output } => {
+                let lines: Vec<&str> = output.stderr.trim_end().lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                StackError::ToolFailed {
+                    tool,
+                    command: cmd,
+                    status: output.status,
+                    stderr_tail: tail,
+                    hint: Some(hint.into()),
+                }
+            }
         }
     }
 

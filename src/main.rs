@@ -16,7 +16,17 @@ fn main() -> ExitCode {
         }
     };
     let format = cli.format;
-    match run(cli) {
+    // A panic is a bug in stack: it gets its own exit code (70), never a user-error code.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(StackError::Internal { message }.into())
+        });
+    match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             ui::print_error(&err, format);
@@ -192,7 +202,7 @@ fn set_args(flags: stack::cli::SetFlags) -> Vec<SetArg> {
         .into_iter()
         .flat_map(|(kind, texts)| {
             texts.into_iter().map(move |text| SetArg {
-                kind: kind.clone(),
+                kind,
                 text,
             })
         })

@@ -59,7 +59,7 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
     layers.extend(
         opts.set
             .iter()
-            .map(|s| format!("{} {}", validate::set_flag(&s.kind), s.text)),
+            .map(|s| format!("{} {}", s.kind.flag(), s.text)),
     );
     Ok(Report {
         target: target.name.clone(),

@@ -100,6 +100,14 @@ impl Cmd {
     }
 
     /// The command line with the program's file name only (stable across machines).
+    /// The program's file name (`helm` for `/usr/local/bin/helm`).
+    pub fn tool_name(&self) -> String {
+        self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
     pub fn short_line(&self) -> String {
         let name = self.program.file_name().map_or_else(
             || self.program.display().to_string(),
@@ -164,9 +172,18 @@ impl Output {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("could not start `{cmd}`: {source}")]
-    Spawn { cmd: String, source: std::io::Error },
+    Spawn {
+        /// The program's file name (`helm`, `kind`).
+        tool: String,
+        cmd: String,
+        source: std::io::Error,
+    },
     #[error("`{cmd}` failed with exit status {}\n{}", output.status, output.stderr.trim_end())]
-    Failed { cmd: String, output: Output },
+    Failed {
+        tool: String,
+        cmd: String,
+        output: Output,
+    },
 }
 
 /// The seam between stages and processes.
@@ -181,6 +198,7 @@ pub trait Runner: Send + Sync {
             Ok(out)
         } else {
             Err(RunError::Failed {
+                tool: cmd.tool_name(),
                 cmd: cmd.to_string(),
                 output: out,
             })
@@ -212,6 +230,7 @@ impl Runner for RealRunner {
         });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|source| RunError::Spawn {
+            tool: cmd.tool_name(),
             cmd: cmd.to_string(),
             source,
         })?;
@@ -220,6 +239,7 @@ impl Runner for RealRunner {
             let _ = stdin.write_all(data.expose().as_bytes());
         }
         let out = child.wait_with_output().map_err(|source| RunError::Spawn {
+            tool: cmd.tool_name(),
             cmd: cmd.to_string(),
             source,
         })?;

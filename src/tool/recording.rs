@@ -51,6 +51,7 @@ impl Runner for RecordingRunner {
             .find(|(prefix, _)| argv.starts_with(prefix))
             .map(|(_, out)| out.clone())
             .ok_or_else(|| RunError::Spawn {
+                tool: cmd.tool_name(),
                 cmd: cmd.to_string(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,

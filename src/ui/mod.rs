@@ -249,7 +249,7 @@ pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
 
 /// An error for the user: `error: …`, the place, `hint: …`.
 pub fn print_error(err: &anyhow::Error, format: Format) {
-    let stack = err.downcast_ref::<StackError>();
+    let stack = err.chain().find_map(|c| c.downcast_ref::<StackError>());
     let hint = stack.and_then(StackError::hint);
     match format {
         Format::Json => {
@@ -299,6 +299,12 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
 
 /// The exit code for an error that reached `main`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    err.downcast_ref::<StackError>()
-        .map_or(2, StackError::exit_code)
+    if let Some(e) = err.chain().find_map(|c| c.downcast_ref::<StackError>()) {
+        return e.exit_code();
+    }
+    match err.chain().find_map(|c| c.downcast_ref::<crate::tool::RunError>()) {
+        Some(crate::tool::RunError::Failed { .. }) => 4,
+        Some(crate::tool::RunError::Spawn { .. }) => 3,
+        None => 2,
+    }
 }

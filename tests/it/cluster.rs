@@ -347,6 +347,26 @@ fn kind_create_on_an_existing_name_fails_with_kinds_message() {
     );
     // Stopped at the failure: nothing after the create ran.
     assert_eq!(r.lines().last().unwrap(), "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig");
+    // A tool that ran and failed is exit 4 (not a configuration error), naming the command line.
+    assert_eq!(stack::ui::exit_code(&err), 4);
+    let failed = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<StackError>())
+        .unwrap();
+    let StackError::ToolFailed {
+        tool,
+        command,
+        status,
+        ..
+    } = failed
+    else {
+        panic!("{failed:?}")
+    };
+    assert_eq!((tool.as_str(), *status), ("kind", 1));
+    assert!(
+        command.contains("&& kind create cluster --name stack"),
+        "{command}"
+    );
 }
 
 #[test]

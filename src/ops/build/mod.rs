@@ -288,12 +288,8 @@ async fn deliver(
             ))
         }
     };
-    host.runner.run(&cmd).map_err(|e| {
-        StackError::config(
-            None,
-            e.to_string(),
-            "is the cluster up? (`stack cluster up`)",
-        )
-    })?;
+    host.runner
+        .run(&cmd)
+        .map_err(|e| StackError::tool(e, "is the cluster up? (`stack cluster up`)"))?;
     Ok(cmd.short_line())
 }

@@ -1,6 +1,7 @@
 //! Plan, then execute: a list of steps built from what was observed, printed by `--dry-run`, run
 //! in order otherwise. Observation (read-only commands) happens before the plan is built.
 
+use crate::error::StackError;
 use crate::tool::{Cmd, RunError, Runner};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -108,7 +109,11 @@ pub fn execute(steps: &[Step], runner: &dyn Runner) -> anyhow::Result<()> {
 }
 
 fn step_error(step: &Step, e: RunError) -> anyhow::Error {
-    anyhow::Error::new(e).context(format!("could not {}", step.why))
+    anyhow::Error::new(StackError::tool(
+        e,
+        "fix the cause above, then run the command again: each step is planned from what exists",
+    ))
+    .context(format!("could not {}", step.why))
 }
 
 /// [`crate::state::write_atomic`], naming the file on failure.

@@ -243,7 +243,7 @@ pub fn up(
         // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
         cluster::context::check(&target.context, &target.allowlist, "deploy")?;
         host.runner.run(&upgrade).map_err(|e| {
-            StackError::config(None, e.to_string(), "see helm's message above; `stack validate envs --helm` reproduces template errors offline")
+            StackError::tool(e, "`stack validate envs --helm` reproduces template errors offline")
         })?;
         let revision = release::deployed_revision(host, base(&["status", &release, "-o", "json"]))
             .unwrap_or(0);

@@ -163,9 +163,8 @@ pub fn vendor_dependencies(
         .cwd(&project.root)
         .args(["dependency", "build", chart_rel]);
     host.runner.run(&cmd).map(|_| ()).map_err(|e| {
-        StackError::config(
-            None,
-            e.to_string(),
+        StackError::tool(
+            e,
             format!("vendor the subcharts: `helm dependency build {chart_rel}`"),
         )
     })

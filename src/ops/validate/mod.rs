@@ -11,7 +11,7 @@ use crate::config::{Project, RuleLevel};
 use crate::diag::{self, Finding, Rule, Severity};
 use crate::error::StackError;
 use crate::tool::{self, Cmd, Runner, Tool};
-use crate::values::{self, checks::KnownKeys, strvals::SetArg, strvals::SetKind};
+use crate::values::{self, checks::KnownKeys, strvals::SetArg};
 use crate::yaml::{self, Map, Value};
 pub use discover::Target;
 use rayon::prelude::*;
@@ -320,17 +320,6 @@ fn parity_findings(
                 out.push(f);
             }
         }
-    }
-}
-
-/// The flag a `--set`-style argument came from, as the user typed it.
-pub(crate) fn set_flag(kind: &SetKind) -> &'static str {
-    match kind {
-        SetKind::Set => "--set",
-        SetKind::String => "--set-string",
-        SetKind::File => "--set-file",
-        SetKind::Json => "--set-json",
-        SetKind::Literal => "--set-literal",
     }
 }
 
