@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         }
     };
     let format = cli.format;
+    ui::set_color(cli.color);
     // A panic is a bug in stack: it gets its own exit code (70), never a user-error code.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
         .unwrap_or_else(|panic| {
@@ -48,6 +49,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .into());
     }
     match cli.command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "stack",
+                &mut out,
+            );
+            ui::stdout(&String::from_utf8_lossy(&out));
+            Ok(Outcome::Clean)
+        }
         Command::Schema => {
             stack::outln!(
                 "{}",

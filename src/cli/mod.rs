@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "stack",
-    version,
+    version = env!("STACK_VERSION"),
     about = "One binary for a Kubernetes app team's platform repo",
     propagate_version = true
 )]
@@ -18,6 +18,9 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,
+    /// Colour: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: crate::ui::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +34,11 @@ pub enum Command {
     Values(ValuesArgs),
     /// Print the JSON Schema of stack.yaml (for editor completion).
     Schema,
+    /// Print a shell completion script (e.g. `stack completions bash > /etc/bash_completion.d/stack`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Create, delete or inspect the cluster (kind, k3d, or an existing allowed context).
     #[command(subcommand)]
     Cluster(Cluster),

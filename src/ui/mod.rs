@@ -42,11 +42,50 @@ pub enum Format {
     Yaml,
 }
 
-/// Whether to colour stderr/stdout output.
+/// `--color`: auto follows the terminal and NO_COLOR; always and never override both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Sets `--color` for the process (once, from `main`), for this module and for indicatif/console.
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+    match choice {
+        ColorChoice::Auto => {}
+        ColorChoice::Always | ColorChoice::Never => {
+            let on = choice == ColorChoice::Always;
+            console::set_colors_enabled(on);
+            console::set_colors_enabled_stderr(on);
+        }
+    }
+}
+
+fn color_for(term: console::Term) -> bool {
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && term.is_term()
+                && console::colors_enabled()
+        }
+    }
+}
+
+/// Whether to colour stdout output.
 pub fn use_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && console::Term::stdout().is_term()
-        && console::colors_enabled()
+    color_for(console::Term::stdout())
+}
+
+/// Whether to colour stderr output.
+pub fn use_color_stderr() -> bool {
+    color_for(console::Term::stderr())
 }
 
 struct Styles {
@@ -283,9 +322,7 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
             crate::outln!("::error{props}::{}", gh_data(&msg));
         }
         Format::Human | Format::Yaml => {
-            let st = Styles::new(
-                console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none(),
-            );
+            let st = Styles::new(use_color_stderr());
             eprintln!("{} {err}", st.error.apply_to("error:"));
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
