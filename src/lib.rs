@@ -9,6 +9,7 @@ pub mod error;
 pub mod image;
 pub mod kube;
 pub mod ops;
+pub mod release;
 pub mod state;
 pub mod tool;
 pub mod ui;

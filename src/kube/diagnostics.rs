@@ -16,7 +16,7 @@
 use crate::state::write_atomic;
 use super::wait::api_message;
 use crate::error::StackError;
-use crate::tool::{Cmd, Host, Tool};
+use crate::tool::{Cmd, Runner};
 use ::kube::api::{Api, ListParams, LogParams};
 use ::kube::{Client, ResourceExt};
 use futures::StreamExt;
@@ -31,30 +31,11 @@ const LOG_TAIL_LINES: i64 = 200;
 /// Log requests in flight at once.
 const LOG_CONCURRENCY: usize = 4;
 
-/// What `helm status` needs: the release and the explicit kubeconfig + context it lives behind.
+/// `helm status -o json` of the release, as the release layer builds it (pinned to the target's
+/// kubeconfig and context), run for the diagnostics bundle.
 pub struct HelmStatus<'a> {
-    pub host: &'a Host<'a>,
-    pub release: &'a str,
-    pub context: &'a str,
-    pub kubeconfig: &'a Path,
-}
-
-impl HelmStatus<'_> {
-    /// `helm status <release> -n <ns> --kube-context <ctx> --kubeconfig <file> -o json`.
-    pub fn cmd(&self, namespace: &str) -> Result<Cmd, StackError> {
-        Ok(Cmd::new(self.host.tool(Tool::Helm)?).args([
-            "status",
-            self.release,
-            "-n",
-            namespace,
-            "--kube-context",
-            self.context,
-            "--kubeconfig",
-            &self.kubeconfig.display().to_string(),
-            "-o",
-            "json",
-        ]))
-    }
+    pub runner: &'a dyn Runner,
+    pub cmd: Cmd,
 }
 
 /// What was written.
@@ -178,10 +159,7 @@ pub async fn collect(
     }
 
     if let Some(helm) = helm {
-        let result = helm
-            .cmd(namespace)
-            .map_err(|e| e.to_string())
-            .and_then(|cmd| helm.host.runner.run(&cmd).map_err(|e| e.to_string()));
+        let result = helm.runner.run(&helm.cmd).map_err(|e| e.to_string());
         match result {
             Ok(output) => out.write("helm-status.json", output.stdout.as_bytes())?,
             Err(why) => {

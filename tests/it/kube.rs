@@ -318,11 +318,20 @@ fn a_release_becomes_ready_with_progress_and_its_diagnostics_are_collected() {
     let runner = stack::tool::RealRunner;
     let mut host = stack::tool::Host::from_env(&runner);
     host.locate = |tool| find_tool(tool.name());
+    let kubeconfig = rig.kubeconfig.display().to_string();
+    let target = stack::release::KubeTarget::new(
+        dir.path(),
+        &kubeconfig,
+        "stack-rig",
+        &ns.name,
+        &["stack-rig".to_owned()],
+        "inspect",
+    )
+    .unwrap();
+    let release = stack::release::Release::new(&target, "t", &host).unwrap();
     let helm = stack::kube::HelmStatus {
-        host: &host,
-        release: "t",
-        context: "stack-rig",
-        kubeconfig: &rig.kubeconfig,
+        runner: &runner,
+        cmd: release.status_cmd(),
     };
     let collected = rig
         .rt

@@ -66,3 +66,18 @@ fn files_are_written_through_the_state_module() {
     });
     assert!(found.is_empty(), "use stack::state::write_atomic:\n{}", found.join("\n"));
 }
+
+#[test]
+fn kube_flags_are_built_only_by_the_release_layer() {
+    // helm's --kube-context and kubectl's --context: only src/release builds them, so no call can
+    // forget them and fall back to the user's current context.
+    let found = offenders(&["src/release/mod.rs"], |l| {
+        l.contains("\"--kube-context\"") || l.contains("\"--context\"")
+    });
+    assert!(found.is_empty(), "build kube calls with stack::release::KubeTarget:\n{}", found.join("\n"));
+    // --kubeconfig also appears as kind's own flag (where kind writes credentials).
+    let found = offenders(&["src/release/mod.rs", "src/ops/cluster/kind.rs"], |l| {
+        l.contains("\"--kubeconfig\"")
+    });
+    assert!(found.is_empty(), "build kube calls with stack::release::KubeTarget:\n{}", found.join("\n"));
+}

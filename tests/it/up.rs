@@ -659,3 +659,104 @@ fn up_live_syncs_into_the_running_pod_rebuilds_on_dockerfile_and_stops_on_ctrl_c
         text(&children.stdout)
     );
 }
+
+#[test]
+fn down_refuses_a_release_stack_did_not_install_and_removes_its_own() {
+    let Some(dev) = dev() else { return };
+    // A teammate's release of the same name, installed with plain helm on the shared cluster.
+    let helm = dev.env.bin_dir.join("helm");
+    let o = dev
+        .cmd(&helm)
+        .args(["dependency", "build", "charts/app"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "helm dependency build: {}",
+        text(&o.stderr)
+    );
+    let o = dev
+        .cmd(&helm)
+        .args([
+            "install",
+            "shop-dev",
+            "charts/app",
+            "-n",
+            &dev.namespace,
+            "--create-namespace",
+            "--kube-context",
+            "stack-rig",
+            "--set",
+            "backend-api.enabled=false,frontend.enabled=false,backend-ws.enabled=false",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "helm install: {}", text(&o.stderr));
+    let down = dev.stack(&["down"]);
+    assert_eq!(
+        down.status.code(),
+        Some(2),
+        "{}{}",
+        text(&down.stdout),
+        text(&down.stderr)
+    );
+    assert!(
+        text(&down.stderr).contains("refusing to uninstall release `shop-dev`"),
+        "{}",
+        text(&down.stderr)
+    );
+    let status = dev
+        .cmd(&helm)
+        .args([
+            "status",
+            "shop-dev",
+            "-n",
+            &dev.namespace,
+            "--kube-context",
+            "stack-rig",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "the teammate's release survived: {}",
+        text(&status.stderr)
+    );
+    // Gone and installed again by stack: now it is stack's, and `down` removes it.
+    let o = dev
+        .cmd(&helm)
+        .args([
+            "uninstall",
+            "shop-dev",
+            "-n",
+            &dev.namespace,
+            "--kube-context",
+            "stack-rig",
+            "--wait",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    dev.up();
+    let down = dev.stack(&["down"]);
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}{}",
+        text(&down.stdout),
+        text(&down.stderr)
+    );
+    let status = dev
+        .cmd(&helm)
+        .args([
+            "status",
+            "shop-dev",
+            "-n",
+            &dev.namespace,
+            "--kube-context",
+            "stack-rig",
+        ])
+        .output()
+        .unwrap();
+    assert!(!status.status.success(), "stack's own release was removed");
+}

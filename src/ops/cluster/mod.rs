@@ -67,12 +67,7 @@ impl Target {
 
     /// `kubectl --kubeconfig K --context C` (cwd: the project root).
     pub fn kubectl(&self, kubectl: &Path) -> Cmd {
-        Cmd::new(kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--context")
-            .arg(&self.context)
-            .cwd(&self.root)
+        crate::release::probe_kubectl(kubectl, &self.root, &self.kubeconfig, &self.context)
     }
 
     /// The record `up` writes before creating a cluster, so `down` deletes only what stack made.

@@ -5,14 +5,14 @@
 //! values (the same composition Helm does). A release fingerprint (chart files + composed values,
 //! image references included) makes an up-to-date `stack up` do no build and no helm upgrade.
 
-mod release;
 pub mod session;
 
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
 use crate::ops::{build, cluster, validate};
-use crate::tool::{Cmd, Host, Tool};
+use crate::release::{chart, KubeTarget, Record, Release, Uninstalled};
+use crate::tool::Host;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -191,73 +191,56 @@ pub fn up(
         .namespace
         .clone()
         .unwrap_or_else(|| project.project_name());
-    let release = release::name(project, &env)?;
+    let release = chart::name(project, &env)?;
     let chart_rel = validate::discover::chart_dir(project)?;
     let overrides = image_overrides(project, &built.images)?;
     let overrides_rel = crate::state::State::rel_overrides(&release);
     let mut layers = env.layers.clone();
     layers.push(overrides_rel.clone());
-    let fingerprint = release::fingerprint(project, &chart_rel, &env.layers, &overrides)?;
+    let fingerprint = chart::fingerprint(project, &chart_rel, &env.layers, &overrides)?;
 
-    let helm = host.tool(Tool::Helm)?;
-    let base = |args: &[&str]| {
-        Cmd::new(&helm)
-            .cwd(&project.root)
-            .args(args.iter().copied())
-            .args([
-                "-n",
-                &namespace,
-                "--kube-context",
-                &target.context,
-                "--kubeconfig",
-                &target.kubeconfig,
-            ])
-    };
-    let record = release::Record::path(project, &target.context, &namespace, &release);
+    let kube = KubeTarget::new(
+        &project.root,
+        &target.kubeconfig,
+        &target.context,
+        &namespace,
+        &target.allowlist,
+        "deploy",
+    )?;
+    let rel = Release::new(&kube, &release, host)?;
+    let record = Record::path(&project.root, &kube, &release);
     let helm_step = (|| -> anyhow::Result<HelmStep> {
-        let deployed = release::deployed_revision(host, base(&["status", &release, "-o", "json"]));
-        if let (Some(rev), Some(rec)) = (deployed, release::Record::load(&record)) {
-            if rec.fingerprint == fingerprint && rec.revision == rev {
-                return Ok(HelmStep::UpToDate { revision: rev });
+        if let (Some(deployed), Some(rec)) = (rel.status(), Record::load(&record)) {
+            if rec.fingerprint == fingerprint && rec.matches(&deployed) && deployed.status == "deployed" {
+                return Ok(HelmStep::UpToDate {
+                    revision: deployed.revision,
+                });
             }
         }
-        let mut upgrade = base(&[
-            "upgrade",
-            "--install",
-            &release,
-            &chart_rel,
-            "--create-namespace",
-        ]);
-        for l in &layers {
-            upgrade = upgrade.args(["-f", l]);
-        }
+        let upgrade = rel.upgrade_cmd(&chart_rel, &layers);
         let command = upgrade.short_line();
         if opts.dry_run {
             return Ok(HelmStep::WouldUpgrade { command });
         }
-        release::write_atomic(
+        write_file(
             &project.root.join(&overrides_rel),
             &serde_json::to_string_pretty(&overrides)?,
         )?;
-        release::vendor_dependencies(project, host, &helm, &chart_rel)?;
+        chart::vendor_dependencies(project, host, rel.helm_path(), &chart_rel)?;
         // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
         cluster::context::check(&target.context, &target.allowlist, "deploy")?;
-        host.runner.run(&upgrade).map_err(|e| {
-            StackError::tool(e, "`stack validate envs --helm` reproduces template errors offline")
-        })?;
-        let revision = release::deployed_revision(host, base(&["status", &release, "-o", "json"]))
-            .unwrap_or(0);
-        release::Record {
-            fingerprint: fingerprint.clone(),
-            revision,
-        }
-        .save(&record)?;
-        Ok(HelmStep::Upgraded { revision, command })
+        let deployed = rel.upgrade(&upgrade)?;
+        // Written only once helm reports the release: the record names what exists.
+        Record::new(&fingerprint, &deployed).save(&record)?;
+        Ok(HelmStep::Upgraded {
+            revision: deployed.revision,
+            command,
+        })
     })()?;
     let rollout = if opts.dry_run {
         Rollout::NotWaited
     } else {
-        wait_for_rollout(project, host, &target, &namespace, &release, reporter)?
+        wait_for_rollout(project, host, &kube, &rel, reporter)?
     };
     Ok(Report {
         context: target.context,
@@ -277,19 +260,19 @@ pub fn up(
 fn wait_for_rollout(
     project: &Project,
     host: &Host,
-    target: &cluster::Target,
-    namespace: &str,
-    release: &str,
+    kube: &KubeTarget,
+    rel: &Release<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Rollout> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let kubeconfig = project.root.join(&target.kubeconfig);
+    let release = rel.name.as_str();
+    let namespace = kube.namespace();
     let selector = format!("app.kubernetes.io/instance={release}");
     let start = std::time::Instant::now();
     rt.block_on(async {
-        let client = crate::kube::client(&kubeconfig, &target.context).await?;
+        let client = kube.client().await?;
         let progress = |p: crate::kube::ResourceProgress| reporter.rollout(&p);
         match crate::kube::wait::wait_ready(
             &client,
@@ -306,10 +289,8 @@ fn wait_for_rollout(
             crate::kube::wait::Readiness::Failed(failures) => {
                 let dir = crate::state::State::new(&project.root).diagnostics(release);
                 let helm = crate::kube::diagnostics::HelmStatus {
-                    host,
-                    release,
-                    context: &target.context,
-                    kubeconfig: &kubeconfig,
+                    runner: host.runner,
+                    cmd: rel.status_cmd(),
                 };
                 crate::kube::diagnostics::collect(&client, namespace, &selector, &dir, Some(&helm))
                     .await?;
@@ -324,6 +305,17 @@ fn wait_for_rollout(
                 })
             }
         }
+    })
+}
+
+/// Writes a generated file stack owns (whole or not at all).
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), StackError> {
+    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
+        StackError::config(
+            None,
+            format!("cannot write {}: {e}", path.display()),
+            "check permissions",
+        )
     })
 }
 
@@ -425,50 +417,28 @@ pub fn down(
         .namespace
         .clone()
         .unwrap_or_else(|| project.project_name());
-    let release = release::name(project, &env)?;
-    let helm = host.tool(Tool::Helm)?;
-    let mut done = BTreeMap::new();
-    let uninstall = Cmd::new(&helm).cwd(&project.root).args([
-        "uninstall",
-        &release,
-        "-n",
-        &namespace,
-        "--kube-context",
-        &target.context,
-        "--kubeconfig",
+    let release = chart::name(project, &env)?;
+    let kube = KubeTarget::new(
+        &project.root,
         &target.kubeconfig,
-    ]);
-    if opts.dry_run {
-        done.insert(
-            "release".into(),
-            format!("would run: {}", uninstall.short_line()),
-        );
-    } else {
-        let out = host.runner.output(&uninstall)?;
-        let gone = out.stderr.contains("not found");
-        if !out.success() && !gone {
-            return Err(StackError::config(
-                None,
-                format!("helm uninstall failed: {}", out.stderr.trim()),
-                "check the cluster with `stack cluster status`",
-            )
-            .into());
+        &target.context,
+        &namespace,
+        &target.allowlist,
+        "uninstall",
+    )?;
+    let rel = Release::new(&kube, &release, host)?;
+    let record_path = Record::path(&project.root, &kube, &release);
+    let record = Record::load(&record_path);
+    let mut done = BTreeMap::new();
+    let said = match rel.uninstall(record.as_ref(), opts.dry_run)? {
+        Uninstalled::Would(command) => format!("would run: {command}"),
+        Uninstalled::NotInstalled => format!("{release} was not installed"),
+        Uninstalled::Removed => {
+            let _ = std::fs::remove_file(&record_path);
+            format!("{release} uninstalled")
         }
-        let _ = std::fs::remove_file(release::Record::path(
-            project,
-            &target.context,
-            &namespace,
-            &release,
-        ));
-        done.insert(
-            "release".into(),
-            if gone {
-                format!("{release} was not installed")
-            } else {
-                format!("{release} uninstalled")
-            },
-        );
-    }
+    };
+    done.insert("release".into(), said);
     if with_cluster {
         let r = cluster::down(project, host, &cluster_opts)?;
         done.insert("cluster".into(), serde_json::to_string(&r)?);

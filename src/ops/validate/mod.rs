@@ -211,25 +211,10 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     parity_findings(parity, &targets, &compared, &mut findings);
 
     if let Some(helm) = &helm {
-        let release_tpl = project
-            .config
-            .chart
-            .release
-            .clone()
-            .unwrap_or_else(|| "{{ project }}-{{ name }}".into());
-        let project_name = project.project_name();
         let results: Vec<Option<Finding>> = targets
             .par_iter()
             .map(|t| {
-                helm_template(
-                    project,
-                    runner,
-                    helm,
-                    &chart_rel,
-                    &release_tpl,
-                    &project_name,
-                    t,
-                )
+                helm_template(project, runner, helm, &chart_rel, t)
             })
             .collect::<Result<_, _>>()?;
         findings.extend(results.into_iter().flatten());
@@ -411,13 +396,9 @@ fn helm_template(
     runner: &dyn Runner,
     helm: &std::path::Path,
     chart_rel: &str,
-    release_tpl: &str,
-    project_name: &str,
     t: &Target,
 ) -> Result<Option<Finding>, StackError> {
-    let release = minijinja::Environment::new()
-        .render_str(release_tpl, minijinja::context! { project => project_name, r#type => t.env_type.clone(), name => t.name.rsplit('/').next().unwrap_or(&t.name) })
-        .map_err(|e| StackError::config(None, format!("chart.release template: {e}"), "variables: project, type, name"))?;
+    let release = crate::release::chart::name(project, t)?;
     let mut cmd = Cmd::new(helm)
         .cwd(&project.root)
         .args(["template", &release, chart_rel]);

@@ -1,5 +1,6 @@
-//! The dev release: its name, its fingerprint, and the record of what the deployed revision was
-//! made from (`.stack/up/<context>/<namespace>/<release>.json`).
+//! What a release is made from: its name (the one place the `chart.release` template is
+//! rendered), the fingerprint of chart + composed values, and `helm dependency build` when a
+//! subchart exists only as a `file://` source.
 
 use crate::config::Project;
 use crate::error::StackError;
@@ -9,7 +10,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// `chart.release` rendered for the env (default `{{ project }}-{{ name }}`).
+/// `chart.release` rendered for an env target (default `{{ project }}-{{ name }}`).
 pub fn name(project: &Project, env: &Target) -> Result<String, StackError> {
     let tpl = project
         .config
@@ -82,65 +83,26 @@ pub fn fingerprint(
     Ok(hex::encode(h.finalize()))
 }
 
+/// Every file below `dir`; a directory reached twice (a symlink loop) is read once.
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else {
-            out.push(p);
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
+        let Ok(c) = dir.canonicalize() else { return };
+        if !seen.insert(c) {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, seen, out);
+            } else {
+                out.push(p);
+            }
         }
     }
-}
-
-/// The deployed revision, from `helm status -o json` (None when not installed or not deployed).
-pub fn deployed_revision(host: &Host, status: Cmd) -> Option<u64> {
-    let out = host.runner.output(&status).ok()?;
-    if !out.success() {
-        return None;
-    }
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    (doc["info"]["status"] == "deployed")
-        .then(|| doc["version"].as_u64())
-        .flatten()
-}
-
-/// What the deployed revision was made from.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Record {
-    pub fingerprint: String,
-    pub revision: u64,
-}
-
-impl Record {
-    pub fn path(project: &Project, context: &str, namespace: &str, release: &str) -> PathBuf {
-        crate::state::State::new(&project.root).release_record(context, namespace, release)
-    }
-
-    pub fn load(path: &Path) -> Option<Record> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), StackError> {
-        write_atomic(
-            path,
-            &serde_json::to_string_pretty(self).expect("serializes"),
-        )
-    }
-}
-
-/// [`crate::state::write_atomic`] with stack's error for an unwritable file.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), StackError> {
-    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
-        StackError::config(
-            None,
-            format!("cannot write {}: {e}", path.display()),
-            "check permissions",
-        )
-    })
+    walk(dir, &mut Default::default(), out);
 }
 
 /// `helm dependency build` when a subchart is only available from its `file://` source (Helm

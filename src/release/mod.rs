@@ -1,0 +1,246 @@
+//! The one release layer: every stage that deploys, inspects or removes a Helm release goes
+//! through here (up and down today; test, preview and live next).
+//!
+//! Invariants:
+//! - A [`KubeTarget`] (kubeconfig file, context, namespace) exists only after the context passed
+//!   the allowlist check, and it is the only builder of helm's `--kube-context`/`--kubeconfig` and
+//!   of kubectl's `--kubeconfig`/`--context` (tidy test): no call can fall back to the user's
+//!   current context.
+//! - A release is removed only when its ownership [`Record`] matches the deployed release's
+//!   identity (`info.first_deployed`): a same-named release somebody else installed survives.
+//! - Release names are rendered in one place ([`chart::name`]).
+
+pub mod chart;
+mod record;
+
+pub use record::Record;
+
+use crate::error::StackError;
+use crate::tool::{Cmd, Host, Tool};
+use std::path::{Path, PathBuf};
+
+/// Where a release lives: a kubeconfig file, a context in it, a namespace. Built only through
+/// [`KubeTarget::new`], which refuses contexts outside the allowlist.
+#[derive(Clone, Debug)]
+pub struct KubeTarget {
+    /// Working directory for tools (the project root).
+    root: PathBuf,
+    /// As passed to tools (relative to `root` for stack's own kubeconfig).
+    kubeconfig: String,
+    context: String,
+    namespace: String,
+}
+
+impl KubeTarget {
+    /// `action` names what is about to happen, for the refusal ("deploy", "uninstall").
+    pub fn new(
+        root: &Path,
+        kubeconfig: &str,
+        context: &str,
+        namespace: &str,
+        allowlist: &[String],
+        action: &str,
+    ) -> Result<KubeTarget, StackError> {
+        crate::ops::cluster::context::check(context, allowlist, action)?;
+        Ok(KubeTarget {
+            root: root.to_path_buf(),
+            kubeconfig: kubeconfig.to_owned(),
+            context: context.to_owned(),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The kubeconfig file as an absolute path.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.root.join(&self.kubeconfig)
+    }
+
+    /// `helm <args> -n NS --kube-context CTX --kubeconfig FILE`, run from the project root.
+    pub fn helm(&self, helm: &Path, args: &[&str]) -> Cmd {
+        Cmd::new(helm)
+            .cwd(&self.root)
+            .args(args.iter().copied())
+            .args(["-n", &self.namespace])
+            .args(["--kube-context", &self.context])
+            .args(["--kubeconfig", &self.kubeconfig])
+    }
+
+    /// `kubectl --kubeconfig FILE --context CTX -n NS`, for what the API client does not offer.
+    pub fn kubectl(&self, kubectl: &Path) -> Cmd {
+        probe_kubectl(kubectl, &self.root, &self.kubeconfig, &self.context)
+            .args(["-n", &self.namespace])
+    }
+
+    /// A Kubernetes API client for exactly this kubeconfig file and context.
+    pub async fn client(&self) -> Result<::kube::Client, StackError> {
+        crate::kube::client(&self.kubeconfig_path(), &self.context).await
+    }
+}
+
+/// kubectl pinned to a kubeconfig file and context, for read-only probes of a cluster before a
+/// target exists (`get --raw /readyz`, `get nodes`) and for the cluster provider's own steps
+/// after its allowlist check.
+pub fn probe_kubectl(kubectl: &Path, root: &Path, kubeconfig: &str, context: &str) -> Cmd {
+    Cmd::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--context")
+        .arg(context)
+        .cwd(root)
+}
+
+/// What `helm status -o json` says of a release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub revision: u64,
+    /// `deployed`, `failed`, `pending-upgrade`, …
+    pub status: String,
+    /// When the release was first installed: its identity across upgrades.
+    pub first_deployed: String,
+}
+
+/// One release on a target.
+pub struct Release<'a> {
+    pub target: &'a KubeTarget,
+    pub name: String,
+    helm: PathBuf,
+    host: &'a Host<'a>,
+}
+
+/// What `uninstall` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uninstalled {
+    Removed,
+    NotInstalled,
+    /// `--dry-run`: the command that would run.
+    Would(String),
+}
+
+impl<'a> Release<'a> {
+    pub fn new(target: &'a KubeTarget, name: &str, host: &'a Host<'a>) -> Result<Self, StackError> {
+        Ok(Release {
+            target,
+            name: name.to_owned(),
+            helm: host.tool(Tool::Helm)?,
+            host,
+        })
+    }
+
+    pub fn helm_path(&self) -> &Path {
+        &self.helm
+    }
+
+    pub fn status_cmd(&self) -> Cmd {
+        self.target
+            .helm(&self.helm, &["status", &self.name, "-o", "json"])
+    }
+
+    /// The release as deployed; None when it is not installed (or helm cannot say).
+    pub fn status(&self) -> Option<Status> {
+        let out = self.host.runner.output(&self.status_cmd()).ok()?;
+        if !out.success() {
+            return None;
+        }
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        Some(Status {
+            revision: doc["version"].as_u64()?,
+            status: doc["info"]["status"].as_str().unwrap_or_default().to_owned(),
+            first_deployed: doc["info"]["first_deployed"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    /// `helm upgrade --install NAME CHART --create-namespace -f …` (not run).
+    pub fn upgrade_cmd(&self, chart: &str, values_files: &[String]) -> Cmd {
+        let mut cmd = self.target.helm(
+            &self.helm,
+            &["upgrade", "--install", &self.name, chart, "--create-namespace"],
+        );
+        for f in values_files {
+            cmd = cmd.args(["-f", f]);
+        }
+        cmd
+    }
+
+    /// Runs an upgrade built by [`Release::upgrade_cmd`] and returns the deployed status.
+    pub fn upgrade(&self, cmd: &Cmd) -> Result<Status, StackError> {
+        self.host.runner.run(cmd).map_err(|e| {
+            StackError::tool(e, "`stack validate envs --helm` reproduces template errors offline")
+        })?;
+        self.status().ok_or_else(|| StackError::Internal {
+            message: format!("helm upgrade of {} succeeded but helm status finds no release", self.name),
+        })
+    }
+
+    /// Uninstalls the release only if `record` says stack installed this very release (same
+    /// `first_deployed`); a release stack did not install is refused (exit 2), never touched.
+    pub fn uninstall(&self, record: Option<&Record>, dry_run: bool) -> Result<Uninstalled, StackError> {
+        let Some(status) = self.status() else {
+            return Ok(Uninstalled::NotInstalled);
+        };
+        let ours = record.is_some_and(|r| {
+            !r.first_deployed.is_empty() && r.first_deployed == status.first_deployed
+        });
+        if !ours {
+            return Err(StackError::Usage {
+                message: format!(
+                    "refusing to uninstall release `{}` in namespace `{}` on context `{}`: stack did not install it (no ownership record matches the release installed {})",
+                    self.name, self.target.namespace, self.target.context, status.first_deployed
+                ),
+                hint: Some(format!(
+                    "if it really is yours, remove it with helm: `{}`",
+                    self.uninstall_cmd().short_line()
+                )),
+            });
+        }
+        let cmd = self.uninstall_cmd();
+        if dry_run {
+            return Ok(Uninstalled::Would(cmd.short_line()));
+        }
+        self.host
+            .runner
+            .run(&cmd)
+            .map_err(|e| StackError::tool(e, "check the cluster with `stack cluster status`"))?;
+        Ok(Uninstalled::Removed)
+    }
+
+    fn uninstall_cmd(&self) -> Cmd {
+        self.target.helm(&self.helm, &["uninstall", &self.name, "--wait"])
+    }
+
+    /// `helm history -o json`: every revision, oldest first.
+    pub fn history(&self) -> Result<Vec<serde_json::Value>, StackError> {
+        let cmd = self.target.helm(&self.helm, &["history", &self.name, "-o", "json"]);
+        let out = self
+            .host
+            .runner
+            .run(&cmd)
+            .map_err(|e| StackError::tool(e, "is the release installed? (`helm list`)"))?;
+        serde_json::from_str(&out.stdout).map_err(|e| StackError::Internal {
+            message: format!("helm history -o json printed something that is not JSON: {e}"),
+        })
+    }
+
+    /// `helm rollback NAME REVISION --wait`.
+    pub fn rollback(&self, revision: u64) -> Result<(), StackError> {
+        let rev = revision.to_string();
+        let cmd = self
+            .target
+            .helm(&self.helm, &["rollback", &self.name, &rev, "--wait"]);
+        self.host
+            .runner
+            .run(&cmd)
+            .map(|_| ())
+            .map_err(|e| StackError::tool(e, "see `helm history` for the revisions"))
+    }
+}
