@@ -298,11 +298,12 @@ fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
     let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
     let root = fx.root().display().to_string();
     assert_eq!(lines[0], format!("cd {root} && docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"));
+    assert_eq!(lines[1], format!("cd {root} && kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
+    // The ownership record comes after the create it records.
     assert_eq!(
-        lines[1],
+        lines[2],
         format!("write {root}/.stack/clusters/kind-stack.json")
     );
-    assert_eq!(lines[2], format!("cd {root} && kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
     assert!(!fx.root().join(".stack").exists(), "dry run wrote files");
     let human = stack::ui::cluster::change_human(&report, false);
     assert!(human.contains("dry run — nothing was changed; these steps would run:"));
@@ -347,6 +348,9 @@ fn kind_create_on_an_existing_name_fails_with_kinds_message() {
     );
     // Stopped at the failure: nothing after the create ran.
     assert_eq!(r.lines().last().unwrap(), "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig");
+    // No ownership record for a cluster that was never created: a later `down` must not delete a
+    // same-named cluster somebody else makes.
+    assert!(!fx.root().join(".stack/clusters/kind-stack.json").exists());
     // A tool that ran and failed is exit 4 (not a configuration error), naming the command line.
     assert_eq!(stack::ui::exit_code(&err), 4);
     let failed = err

@@ -230,6 +230,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         .arg("--kubeconfig-switch-context=false")
         .cwd(&t.root);
     steps.push(Step::run(format!("create k3d cluster {}", t.name), create));
+    steps.push(super::after_create(t));
     steps.push(Step::run(
         format!("write credentials for {} into {}", t.context, t.kubeconfig),
         merge_kubeconfig_cmd(t, &k3d),

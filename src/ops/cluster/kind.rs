@@ -334,6 +334,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
             format!("create kind cluster {}", t.name),
             create_cmd(t, &kind, config.as_deref()),
         ));
+        steps.push(super::after_create(t));
         predicted_nodes(t)
     };
 

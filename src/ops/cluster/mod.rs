@@ -105,19 +105,24 @@ fn before_create(
     generated: Option<(String, String)>,
     why_generated: &str,
 ) -> Vec<Step> {
-    let mut steps = vec![Step::write(
+    generated
+        .map(|(path, text)| Step::write(why_generated, t.root.join(path), text))
+        .into_iter()
+        .collect()
+}
+
+/// The ownership record, written only once the create succeeded: after a failed create, a
+/// same-named cluster somebody else makes later is never taken for stack's.
+fn after_create(t: &Target) -> Step {
+    Step::write(
         format!(
-            "record that stack creates {} cluster {}",
+            "record that stack created {} cluster {}",
             provider_name(t.provider),
             t.name
         ),
         t.owned_marker(),
         t.owned_record(),
-    )];
-    if let Some((path, text)) = generated {
-        steps.push(Step::write(why_generated, t.root.join(path), text));
-    }
-    steps
+    )
 }
 
 pub fn provider_name(p: Provider) -> &'static str {
