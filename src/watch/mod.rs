@@ -1,5 +1,7 @@
-//! File watching for `stack up`: notify events → a trailing-edge window (50 ms from the first
-//! event, watchexec's figure) → one batch of changed paths per window, filtered through each
+//! File watching for `stack up`: notify events → a fixed window opened by the first event and
+//! closed 50 ms later (watchexec's figure; later events join it but never extend it, so a lone save
+//! is seen within 50 ms and a save storm yields one batch per window instead of waiting for quiet)
+//! → one batch of changed paths per window, filtered through each
 //! root's ignore rules and editor/VCS noise.
 //!
 //! Invariant: a batch names each changed path once, relative to the root it belongs to, and says
