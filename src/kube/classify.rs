@@ -17,6 +17,12 @@ pub enum Reason {
     ErrImagePull,
     CrashLoopBackOff,
     CreateContainerConfigError,
+    /// The runtime could not create the container (bad command, mount, security context).
+    CreateContainerError,
+    /// The container was created but could not start (e.g. its entrypoint does not exist).
+    RunContainerError,
+    /// The image reference itself is malformed: no pull will ever succeed.
+    InvalidImageName,
     Unschedulable,
     /// A Helm hook (Job or Pod annotated `helm.sh/hook`) failed.
     HookFailed,
@@ -33,6 +39,9 @@ impl Reason {
             Reason::ErrImagePull => "ErrImagePull",
             Reason::CrashLoopBackOff => "CrashLoopBackOff",
             Reason::CreateContainerConfigError => "CreateContainerConfigError",
+            Reason::CreateContainerError => "CreateContainerError",
+            Reason::RunContainerError => "RunContainerError",
+            Reason::InvalidImageName => "InvalidImageName",
             Reason::Unschedulable => "Unschedulable",
             Reason::HookFailed => "HookFailed",
             Reason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
@@ -47,6 +56,9 @@ impl Reason {
             "ErrImagePull" => Reason::ErrImagePull,
             "CrashLoopBackOff" => Reason::CrashLoopBackOff,
             "CreateContainerConfigError" => Reason::CreateContainerConfigError,
+            "CreateContainerError" => Reason::CreateContainerError,
+            "RunContainerError" => Reason::RunContainerError,
+            "InvalidImageName" => Reason::InvalidImageName,
             _ => return None,
         })
     }
@@ -313,6 +325,21 @@ mod tests {
             f[0].message,
             "back-off 1m20s restarting failed container=app; last run exited 1 (Error), 4 restarts"
         );
+    }
+
+    #[test]
+    fn container_runtime_errors_are_named() {
+        for reason in ["CreateContainerError", "RunContainerError", "InvalidImageName"] {
+            let p = pod(json!({
+                "metadata": {"name": "p"},
+                "status": {"phase": "Pending",
+                    "containerStatuses": [{"name": "app", "image": "y:1", "imageID": "", "ready": false,
+                        "restartCount": 0, "state": {"waiting": {"reason": reason, "message": "boom"}}}]}
+            }));
+            let f = pod_failures(&p);
+            assert_eq!(f.len(), 1, "{reason}");
+            assert_eq!(f[0].reason.as_str(), reason);
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use crate::diag::{Finding, Rule};
 use crate::values::compose::{Clash, Tree};
 use crate::values::templates::{self, ChartTemplates, Refs, TemplateFile};
-use std::collections::HashSet;
 use crate::yaml::{Map, Node, Note, Origin, Value};
 use serde_json::Value as Json;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// What a user file may set: the chart's defaults (every subchart enabled), its schemas, the
@@ -73,7 +73,11 @@ impl<'c> KnownKeys<'c> {
             );
         }
         for u in self.refs.unreadable() {
-            let what = if u.value_string { "value string" } else { "template" };
+            let what = if u.value_string {
+                "value string"
+            } else {
+                "template"
+            };
             out.push(
                 Finding::new(
                     Rule::TemplateScan,
@@ -243,14 +247,19 @@ fn check_key(
         if let Some(t) = tree {
             candidates.extend(t.chart.subcharts.iter().map(|s| s.dep.key().to_owned()));
         }
-        // Keys the templates read at this level.
+        // Keys the templates read at this level (`jobs.*.timeZone` counts for `jobs.nightly`).
         let parent = &segs[..segs.len() - 1];
         candidates.extend(
             known
                 .refs
                 .paths()
                 .into_iter()
-                .filter(|(p, _)| p.len() == segs.len() && p[..parent.len()] == *parent)
+                .filter(|(p, _)| {
+                    p.len() == segs.len()
+                        && p.iter()
+                            .zip(parent)
+                            .all(|(a, b)| a == templates::ANY || a == b)
+                })
                 .map(|(p, _)| p[parent.len()].clone())
                 .filter(|k| k != "*"),
         );
@@ -258,13 +267,13 @@ fn check_key(
         let mut f = Finding::new(
             Rule::UnknownKey,
             Some(node.origin.clone()),
-            format!("`{full}` is not declared by the chart and no template reads it: Helm ignores it"),
+            format!(
+                "`{full}` is not declared by the chart and no template reads it: Helm ignores it"
+            ),
         );
         f = match did_you_mean(key, &candidates) {
             Some(best) => f.hint(format!("did you mean `{}`?", replace_last(&full, best))),
-            None => f.hint(
-                "remove it, or add it to the chart's values.yaml or values.schema.json",
-            ),
+            None => f.hint("remove it, or add it to the chart's values.yaml or values.schema.json"),
         };
         out.push(f);
         return;
@@ -340,14 +349,19 @@ fn replace_last(full: &str, best: &str) -> String {
 }
 
 /// The closest candidate, if close enough to be a likely typo.
+/// Jaro's match window is empty for 3-letter words, so one swap (`tga`/`tag`) scores low:
+/// a key of 3+ letters one edit or swap away counts as close too.
 pub fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = key.to_lowercase();
     candidates
         .iter()
         .map(|c| {
-            (
-                strsim::jaro_winkler(&key.to_lowercase(), &c.to_lowercase()),
-                *c,
-            )
+            let c_lower = c.to_lowercase();
+            let mut score = strsim::jaro_winkler(&lower, &c_lower);
+            if lower.chars().count() >= 3 && strsim::osa_distance(&lower, &c_lower) == 1 {
+                score = score.max(0.9);
+            }
+            (score, *c)
         })
         .filter(|(score, c)| *score > 0.85 && *c != key)
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -498,10 +512,11 @@ pub fn yaml_notes(file: &Arc<str>, notes: &[Note], out: &mut Vec<Finding>) {
     }
 }
 
-/// Image-tag policy: every `{repository, tag}` map must have a tag not in `forbidden`. An empty
-/// (or absent) tag passes when a template falls back to a pinned version for it
-/// (`.Chart.AppVersion`, or a literal other than `latest`): that is what Helm deploys. The finding
-/// points at the tag when an env layer set it, else at the target file (the place to pin one).
+/// Image-tag policy: every `{repository, tag}` (or `{registry, image, tag}`) map must have a tag
+/// not in `forbidden`. An empty (or absent) tag passes when a template falls back to a pinned
+/// version for it (`.Chart.AppVersion`, or a literal other than `latest`): that is what Helm
+/// deploys. The finding points at the tag when an env layer set it, else at the target file (the
+/// place to pin one).
 pub struct ImageTagCheck<'a> {
     pub forbidden: &'a [String],
     pub target_type: &'a str,
@@ -520,7 +535,10 @@ impl ImageTagCheck<'_> {
                 at.push(key.clone());
                 let Value::Map(m) = &node.value else { continue };
                 stack.push((at.clone(), m));
-                if !matches!(m.get("repository").map(|n| &n.value), Some(Value::Str(_))) {
+                // `{repository, tag}`, or ingress-nginx's `{registry, image, tag}`.
+                let is_str = |k: &str| matches!(m.get(k).map(|n| &n.value), Some(Value::Str(_)));
+                let image_map = is_str("repository") || (is_str("registry") && is_str("image"));
+                if !image_map {
                     continue;
                 }
                 let (tag, set_at) = match m.get("tag") {
@@ -593,6 +611,77 @@ mod tests {
         assert!(!ecma_match("[", "a"));
     }
 
+    /// Hints name keys templates read below a `range` (`jobs.*.timeZone`) for any item key.
+    #[test]
+    fn hints_keys_read_through_wildcards() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = dir.path().join("c");
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        std::fs::write(
+            chart.join("Chart.yaml"),
+            "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            chart.join("values.yaml"),
+            "jobs:\n  cleanup:\n    schedule: x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            chart.join("templates/cron.yaml"),
+            "{{ range $n, $j := .Values.jobs }}{{ $j.schedule }}{{ $j.timeZone }}{{ end }}",
+        )
+        .unwrap();
+        let loaded = crate::values::chart::load(&chart, "c").unwrap();
+        let (defaults, tree) = crate::values::compose::defaults_all(&loaded);
+        let layer = crate::yaml::parse_values(
+            &Arc::from("l.yaml"),
+            "jobs:\n  cleanup:\n    timeZnoe: UTC\n",
+        )
+        .unwrap();
+        let layer = layer.root.value.as_map().unwrap().clone();
+        let known = KnownKeys::new(defaults, tree, &[&layer]);
+        let mut out = Vec::new();
+        unknown_keys(&known, &layer, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].hint.as_deref(),
+            Some("did you mean `jobs.cleanup.timeZone`?")
+        );
+    }
+
+    #[test]
+    fn image_tags_of_registry_image_maps_are_checked() {
+        let doc = crate::yaml::parse_values(
+            &Arc::from("envs/ci/a.yaml"),
+            "controller:\n  image:\n    registry: registry.k8s.io\n    image: ingress-nginx/controller\n    tag: latest\nother:\n  image: x\n  tag: latest\n",
+        )
+        .unwrap();
+        let refs = Refs::default();
+        let (forbidden, layers) = (
+            vec![String::new(), "latest".to_owned()],
+            vec!["envs/ci/a.yaml".to_owned()],
+        );
+        let check = ImageTagCheck {
+            forbidden: &forbidden,
+            target_type: "ci",
+            layers: &layers,
+            target: "envs/ci/a.yaml",
+            refs: &refs,
+        };
+        let mut out = Vec::new();
+        check.run(doc.root.value.as_map().unwrap(), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0]
+                .message
+                .starts_with("`controller.image.tag` is `latest`"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(out[0].location.as_ref().unwrap().pos.line, 5);
+    }
+
     #[test]
     fn suggests_close_keys_only() {
         assert_eq!(
@@ -600,5 +689,12 @@ mod tests {
             Some("replicaCount")
         );
         assert_eq!(did_you_mean("zzz", &["replicaCount", "image"]), None);
+        // Short keys with one swap or edit (Jaro alone misses these).
+        assert_eq!(
+            did_you_mean("tga", &["repository", "tag", "pullPolicy"]),
+            Some("tag")
+        );
+        assert_eq!(did_you_mean("wbe", &["web", "worker"]), Some("web"));
+        assert_eq!(did_you_mean("ab", &["ac"]), None);
     }
 }

@@ -9,12 +9,16 @@
 #![allow(clippy::disallowed_methods)]
 
 mod build;
+mod cli;
 mod cluster;
 mod conformance;
+mod corpus;
 mod forward;
 mod kube;
 mod rig;
 mod schema_conformance;
+mod strvals;
 mod support;
+mod tidy;
 mod up;
 mod validate;

@@ -49,6 +49,8 @@ pub struct Fallback {
 pub enum FallbackKind {
     /// `.Chart.AppVersion` (of the chart whose template reads it).
     AppVersion,
+    /// `.Chart.Version` (`default .Chart.Version`: charts whose version is the app's).
+    ChartVersion,
     /// A literal, never `latest` or empty.
     Literal(String),
 }
@@ -121,8 +123,8 @@ impl Refs {
     }
 
     /// For an image tag path like `["backend-api","image","tag"]`: does some template fall back
-    /// to a pinned value (`.Chart.AppVersion` or a literal other than `latest`/empty) when it is
-    /// empty? The first such place found.
+    /// to a pinned value (`.Chart.AppVersion`, `.Chart.Version` or a literal other than
+    /// `latest`/empty) when it is empty? The first such place found.
     pub fn tag_fallback(&self, path: &[&str]) -> Option<Fallback> {
         self.fallbacks
             .iter()

@@ -17,7 +17,8 @@
 //!   (define, argument) and bounded in depth; `include` returns the define's value when its body
 //!   is a single action (`{{- .Chart.AppVersion -}}`), else an unknown string.
 //! - `tpl X ctx`: X is consumed whole (value strings are scanned separately by `run`).
-//! - image-tag fallbacks: `default`/`coalesce`/`or`/`ternary`/`dig` with a pinned alternative,
+//! - image-tag fallbacks: `default`/`coalesce`/`or`/`ternary`/`dig` with a pinned alternative
+//!   (`.Chart.AppVersion`, `.Chart.Version`, a literal other than `latest`; `printf` of one),
 //!   and actions evaluating a pinned value inside a branch taken when a path is empty (`if not
 //!   P`, `if empty P`, `if eq P ""`, else of `if P`/`with P`, through `and`/`or`/`not`).
 //!
@@ -66,6 +67,8 @@ enum Val<'a> {
     Chart,
     /// `.Chart.AppVersion`
     AppVersion,
+    /// `.Chart.Version`
+    ChartVersion,
     Lit(Cow<'a, str>),
 }
 
@@ -100,6 +103,7 @@ fn paths<'a>(v: &Val<'a>) -> Vec<Path<'a>> {
 fn pinned(v: &Val<'_>) -> Option<FallbackKind> {
     match v {
         Val::AppVersion => Some(FallbackKind::AppVersion),
+        Val::ChartVersion => Some(FallbackKind::ChartVersion),
         Val::Lit(s) if !s.trim().is_empty() && s.trim() != "latest" => {
             Some(FallbackKind::Literal(s.to_string()))
         }
@@ -592,7 +596,14 @@ impl<'a> Eval<'a> {
                 _ => Val::Unknown,
             },
             Val::Dict(m) => m.get(key).cloned().unwrap_or(Val::Unknown),
+            // `index . 1` of `include "x" (list $ .Values.a)`: helpers taking several arguments.
+            Val::List(vs) => key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| vs.get(i).cloned())
+                .unwrap_or(Val::Unknown),
             Val::Chart if key == "AppVersion" => Val::AppVersion,
+            Val::Chart if key == "Version" => Val::ChartVersion,
             Val::Union(vs) => {
                 let vs: Vec<Val<'a>> = vs.iter().map(|v| self.access(v, key)).collect();
                 union(vs)
@@ -810,11 +821,12 @@ impl<'a> Eval<'a> {
             "first" | "last" | "mustFirst" | "mustLast" => self.elem(&last),
             "rest" | "initial" | "mustRest" | "mustInitial" => last,
             "printf" | "print" | "println" => {
-                if vals
-                    .iter()
-                    .any(|v| pinned(v) == Some(FallbackKind::AppVersion))
-                {
+                // `printf "v%s" .Chart.AppVersion` is pinned as the version it formats is.
+                let kinds: Vec<FallbackKind> = vals.iter().filter_map(pinned).collect();
+                if kinds.contains(&FallbackKind::AppVersion) {
                     Val::AppVersion
+                } else if kinds.contains(&FallbackKind::ChartVersion) {
+                    Val::ChartVersion
                 } else {
                     Val::Unknown
                 }

@@ -69,6 +69,36 @@ fn index_with_literal_keys() {
     assert!(r.dynamic().is_empty());
 }
 
+/// `include "x" (list $ .Values.a)` with `index . 0` / `index . 1` in the define.
+#[test]
+fn list_arguments_are_read_by_index() {
+    let helpers = r#"{{- define "app.container" -}}
+{{- $root := index . 0 -}}
+{{- $c := index . 1 -}}
+name: {{ $c.name }}
+image: {{ $root.Values.image.repository }}:{{ $root.Values.image.tag | default $root.Chart.AppVersion }}
+{{- with $c.securityContext }}{{ toYaml . }}{{ end }}
+{{- end -}}"#;
+    let r = scan(
+        &[chart(
+            &[],
+            &[
+                ("templates/_helpers.tpl", helpers),
+                (
+                    "templates/d.yaml",
+                    r#"{{ include "app.container" (list $ .Values.sidecar) }}"#,
+                ),
+            ],
+        )],
+        &[],
+    );
+    assert!(known(&r, "sidecar.name"));
+    assert!(known(&r, "sidecar.securityContext.runAsUser"));
+    assert!(known(&r, "image.repository"));
+    assert!(!known(&r, "sidecar.nmae"));
+    assert_eq!(fallback(&r, "image.tag"), Some(FallbackKind::AppVersion));
+}
+
 #[test]
 fn with_sets_dot_and_a_typo_stays_unknown() {
     let r = one(r#"{{- with .Values.ingress }}
@@ -554,6 +584,21 @@ fn default_app_version_in_argument_and_pipeline_form() {
 image: {{ .Values.image.repository }}:{{ $tag }}"#,
     );
     assert_eq!(fallback(&var, "image.tag"), Some(FallbackKind::AppVersion));
+}
+
+#[test]
+fn default_chart_version_is_pinned_too() {
+    let r = one(
+        r#"image: {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.Version }}
+sidecar: {{ .Values.sidecar.image.tag | default (printf "v%s" .Chart.Version) }}
+other: {{ .Values.other.tag | default .Chart.Name }}"#,
+    );
+    assert_eq!(fallback(&r, "image.tag"), Some(FallbackKind::ChartVersion));
+    assert_eq!(
+        fallback(&r, "sidecar.image.tag"),
+        Some(FallbackKind::ChartVersion)
+    );
+    assert_eq!(fallback(&r, "other.tag"), None);
 }
 
 #[test]
