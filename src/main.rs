@@ -3,6 +3,7 @@ use stack::cli::{Cli, Cluster, Command, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
 use stack::values::strvals::{SetArg, SetKind};
+use stack::ops::Report as _;
 use stack::{ops, tool, ui};
 use std::process::ExitCode;
 
@@ -78,11 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     };
                     let report = ops::cluster::status(&project, &host, &opts)?;
                     ui::cluster::print_status(&report, cli.format)?;
-                    return Ok(if report.exists && report.reachable != Some(false) {
-                        Outcome::Clean
-                    } else {
-                        Outcome::Findings
-                    });
+                    return Ok(report.outcome());
                 }
                 Cluster::Up(args) => (true, args),
                 Cluster::Down(args) => (false, args),
@@ -97,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 ops::cluster::down(&project, &host, &opts)?
             };
             ui::cluster::print_change(&report, cli.format)?;
-            Ok(Outcome::Clean)
+            Ok(report.outcome())
         }
         Command::Build(args) => {
             let project = load(&root)?;
@@ -114,11 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 &view,
             )?;
             ui::build::print(&report, cli.format);
-            Ok(if report.failed() {
-                Outcome::Findings
-            } else {
-                Outcome::Clean
-            })
+            Ok(report.outcome())
         }
         Command::Up(args) => {
             let project = load(&root)?;
@@ -131,11 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let report = ops::up::up(&project, &host, &opts, &view)?;
             ui::up::print(&report, cli.format);
             if args.once || args.dry_run {
-                return Ok(if report.ready() {
-                    Outcome::Clean
-                } else {
-                    Outcome::Findings
-                });
+                return Ok(report.outcome());
             }
             ops::up::session::run(&project, &host, &opts, report, &view)?;
             Ok(Outcome::Clean)
@@ -153,18 +142,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 args.cluster,
             )?;
             ui::up::print_down(&done, cli.format);
-            Ok(Outcome::Clean)
+            Ok(done.outcome())
         }
         Command::Doctor => {
             let project = load(&root)?;
             let report =
                 ops::doctor::run(&project, &ops::cluster::Host::from_env(&tool::RealRunner))?;
             ui::cluster::print_doctor(&report, cli.format)?;
-            Ok(if report.has_problems() {
-                Outcome::Findings
-            } else {
-                Outcome::Clean
-            })
+            Ok(report.outcome())
         }
         Command::Values(args) => {
             let project = load(&root)?;
@@ -175,11 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             let report = ops::values::run(&project, &opts)?;
             ui::values::print(&report, cli.format, args.origin);
-            Ok(if report.refusals.is_empty() {
-                Outcome::Clean
-            } else {
-                Outcome::Findings
-            })
+            Ok(report.outcome())
         }
         Command::Validate(Validate::Envs(args)) => {
             let project = load(&root)?;
@@ -192,11 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
             ui::print_validate(&report, cli.format)?;
-            Ok(if report.has_errors() {
-                Outcome::Findings
-            } else {
-                Outcome::Clean
-            })
+            Ok(report.outcome())
         }
     }
 }

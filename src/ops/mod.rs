@@ -1,6 +1,71 @@
 //! One module per stage; each builds its plan and does the work. Ops never print (they return
 //! reports for `ui`) and never spawn processes except through a `tool::Runner`.
 
+use crate::error::Outcome;
+
+/// Every report says how its run ended: the one mapping from a report to an exit code
+/// (0 clean, 1 findings); errors map through `StackError::exit_code`.
+pub trait Report {
+    fn outcome(&self) -> Outcome;
+}
+
+/// Findings when `bad`, else clean.
+fn findings_if(bad: bool) -> Outcome {
+    if bad {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    }
+}
+
+impl Report for validate::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(self.has_errors())
+    }
+}
+
+impl Report for values::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.refusals.is_empty())
+    }
+}
+
+impl Report for build::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(self.failed())
+    }
+}
+
+impl Report for up::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.ready())
+    }
+}
+
+impl Report for up::DownReport {
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
+impl Report for cluster::ChangeReport {
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
+impl Report for cluster::StatusReport {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.exists || self.reachable == Some(false))
+    }
+}
+
+impl Report for doctor::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(self.has_problems())
+    }
+}
+
 pub mod build;
 pub mod cluster;
 pub mod doctor;

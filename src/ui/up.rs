@@ -2,7 +2,6 @@
 
 use crate::ops::up::{HelmStep, Report, Rollout};
 use crate::ui::Format;
-use std::collections::BTreeMap;
 
 pub fn print(report: &Report, format: Format) {
     if format == Format::Json {
@@ -60,7 +59,7 @@ pub fn print(report: &Report, format: Format) {
     }
 }
 
-pub fn print_down(done: &BTreeMap<String, String>, format: Format) {
+pub fn print_down(done: &crate::ops::up::DownReport, format: Format) {
     if format == Format::Json {
         crate::outln!(
             "{}",
@@ -68,8 +67,9 @@ pub fn print_down(done: &BTreeMap<String, String>, format: Format) {
         );
         return;
     }
-    for (what, how) in done {
-        crate::outln!("{what}: {how}");
+    crate::outln!("release: {}", done.outcome);
+    if let Some(c) = &done.cluster {
+        super::stdout(&super::cluster::change_human(c, super::use_color()));
     }
 }
 

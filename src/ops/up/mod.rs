@@ -14,7 +14,6 @@ use crate::ops::{build, cluster, validate};
 use crate::release::{chart, KubeTarget, Record, Release, Uninstalled};
 use crate::tool::Host;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
 pub struct Options {
@@ -397,13 +396,23 @@ fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
     Ok(())
 }
 
+/// What `stack down` did: the release, and the cluster when asked to remove it too.
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    pub release: String,
+    /// What happened to the release (uninstalled, not installed, or the command a dry run would run).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<cluster::ChangeReport>,
+}
+
 /// `stack down`: uninstall the dev release (the cluster stays unless `cluster` is set).
 pub fn down(
     project: &Project,
     host: &Host,
     opts: &Options,
     with_cluster: bool,
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> anyhow::Result<DownReport> {
     let cluster_opts = cluster::Options {
         dry_run: opts.dry_run,
         context: opts.context.clone(),
@@ -429,7 +438,6 @@ pub fn down(
     let rel = Release::new(&kube, &release, host)?;
     let record_path = Record::path(&project.root, &kube, &release);
     let record = Record::load(&record_path);
-    let mut done = BTreeMap::new();
     let said = match rel.uninstall(record.as_ref(), opts.dry_run)? {
         Uninstalled::Would(command) => format!("would run: {command}"),
         Uninstalled::NotInstalled => format!("{release} was not installed"),
@@ -438,10 +446,14 @@ pub fn down(
             format!("{release} uninstalled")
         }
     };
-    done.insert("release".into(), said);
-    if with_cluster {
-        let r = cluster::down(project, host, &cluster_opts)?;
-        done.insert("cluster".into(), serde_json::to_string(&r)?);
-    }
-    Ok(done)
+    let cluster = if with_cluster {
+        Some(cluster::down(project, host, &cluster_opts)?)
+    } else {
+        None
+    };
+    Ok(DownReport {
+        release,
+        outcome: said,
+        cluster,
+    })
 }
