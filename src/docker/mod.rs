@@ -2,6 +2,8 @@
 //! Invariant: an unreachable daemon is `StackError::Unreachable` (exit 3) naming the endpoint and
 //! the fix; build failures keep the failing step and its last log lines.
 
+pub mod endpoint;
+
 use crate::error::StackError;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
@@ -35,6 +37,12 @@ pub struct BuildFailure {
 impl Docker {
     /// Connects to `endpoint` (`unix://…` or `tcp://…`, as DOCKER_HOST spells it) and pings it.
     pub async fn connect(endpoint: &str) -> Result<Docker, StackError> {
+        if endpoint.is_empty() {
+            return Err(StackError::Unreachable {
+                what: "the Docker daemon".into(),
+                hint: "no endpoint could be resolved (DOCKER_HOST, DOCKER_CONTEXT, ~/.docker/config.json); see `stack doctor`".into(),
+            });
+        }
         let endpoint = endpoint.to_owned();
         let unreachable = |why: String| {
             StackError::Unreachable {
@@ -61,6 +69,15 @@ impl Docker {
     }
 
     /// Whether the daemon has an image with this reference.
+    /// The daemon's Engine version.
+    pub async fn server_version(&self) -> Result<String, StackError> {
+        let v = self.client.version().await.map_err(|e| StackError::Unreachable {
+            what: format!("the Docker daemon at {}", self.endpoint),
+            hint: e.to_string(),
+        })?;
+        Ok(v.version.unwrap_or_else(|| "(version unknown)".into()))
+    }
+
     pub async fn has_image(&self, reference: &str) -> Result<bool, StackError> {
         match self.client.inspect_image(reference).await {
             Ok(_) => Ok(true),

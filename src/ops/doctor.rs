@@ -75,21 +75,15 @@ pub fn run(project: &Project, host: &Host) -> anyhow::Result<Report> {
         (Tool::Docker, Need::Always, vec!["--version"]),
         (Tool::Git, Need::Always, vec!["version"]),
     ];
-    let mut docker = None;
     let mut kubectl = None;
     for (tool, need, args) in tools {
         let check = tool_check(host, tool, need, &args);
-        if check.status == Status::Ok {
-            let p = check.path.clone().map(std::path::PathBuf::from);
-            match tool {
-                Tool::Docker => docker = p,
-                Tool::Kubectl => kubectl = p,
-                _ => {}
-            }
+        if check.status == Status::Ok && tool == Tool::Kubectl {
+            kubectl = check.path.clone().map(std::path::PathBuf::from);
         }
         checks.push(check);
     }
-    checks.push(docker_daemon(host, docker.as_deref()));
+    checks.push(docker_daemon(host));
     checks.push(cluster_check(project, host, kubectl.as_deref()));
     for (key, min) in [
         ("max_user_watches", MIN_WATCHES),
@@ -217,45 +211,46 @@ fn first_line(s: &str) -> String {
         .to_owned()
 }
 
-fn docker_daemon(host: &Host, docker: Option<&std::path::Path>) -> Check {
+/// The daemon `build` will use: the same endpoint (resolved as the docker CLI does) through the
+/// same API client, so doctor never says OK while build cannot connect.
+fn docker_daemon(host: &Host) -> Check {
     let name = "docker daemon".to_owned();
-    let Some(docker) = docker else {
-        return Check {
-            group: "daemon",
-            name,
-            status: Status::Skipped,
-            detail: "no docker CLI to ask".into(),
-            path: None,
-            fix: None,
-        };
-    };
-    let cmd = Cmd::new(docker).args(["version", "--format", "{{.Server.Version}}"]);
-    match host.runner.output(&cmd) {
-        Ok(out) if out.success() => Check {
+    let version = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::StackError::Internal {
+            message: e.to_string(),
+        })
+        .and_then(|rt| {
+            rt.block_on(async {
+                let d = crate::docker::Docker::connect(host.docker_endpoint()?).await?;
+                d.server_version().await
+            })
+        });
+    let at = (!host.docker_host.is_empty())
+        .then(|| format!("{} ({})", host.docker_host, host.docker_source));
+    match version {
+        Ok(v) => Check {
             group: "daemon",
             name,
             status: Status::Ok,
-            detail: format!("Docker Engine {}", first_line(&out.stdout)),
-            path: std::env::var("DOCKER_HOST").ok(),
+            detail: format!("Docker Engine {v}"),
+            path: at,
             fix: None,
-        },
-        Ok(out) => Check {
-            group: "daemon",
-            name,
-            status: Status::Problem,
-            detail: first_line(&out.stderr),
-            path: None,
-            fix: Some(
-                "start Docker (`sudo systemctl start docker`, or Docker Desktop), or point DOCKER_HOST at a running daemon; without sudo, add yourself to the `docker` group".into(),
-            ),
         },
         Err(e) => Check {
             group: "daemon",
             name,
             status: Status::Problem,
-            detail: e.to_string(),
-            path: None,
-            fix: Some("reinstall the docker CLI".into()),
+            detail: if host.docker_host.is_empty() {
+                host.docker_source.clone()
+            } else {
+                e.to_string()
+            },
+            path: at,
+            fix: Some(
+                "start Docker (`sudo systemctl start docker`, colima, or Docker Desktop), or point DOCKER_HOST (or `docker context use`) at a running daemon; without sudo, add yourself to the `docker` group".into(),
+            ),
         },
     }
 }

@@ -17,8 +17,11 @@ pub struct Host<'a> {
     pub user_kubeconfig: PathBuf,
     /// Where `/proc` is (doctor reads the inotify limits there).
     pub proc_root: PathBuf,
-    /// The Docker API endpoint (`$DOCKER_HOST`, else the local socket).
+    /// The Docker API endpoint, resolved as the docker CLI resolves it (`docker::endpoint`);
+    /// empty when that failed, with the reason in `docker_source`.
     pub docker_host: String,
+    /// How `docker_host` was chosen (`DOCKER_HOST`, `context colima (config.json)`, …).
+    pub docker_source: String,
 }
 
 impl<'a> Host<'a> {
@@ -32,17 +35,31 @@ impl<'a> Host<'a> {
             .unwrap_or_else(|| {
                 PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube/config")
             });
+        let (docker_host, docker_source) =
+            match crate::docker::endpoint::resolve(&crate::docker::endpoint::Inputs::from_env()) {
+                Ok(e) => (e.host, e.source),
+                Err(e) => (String::new(), e.to_string()),
+            };
         Host {
             runner,
             locate: super::find,
             kind_network,
             user_kubeconfig,
             proc_root: PathBuf::from("/proc"),
-            docker_host: std::env::var("DOCKER_HOST")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+            docker_host,
+            docker_source,
         }
+    }
+
+    /// The Docker endpoint, or why none could be resolved (exit 3, with the reason).
+    pub fn docker_endpoint(&self) -> Result<&str, StackError> {
+        if self.docker_host.is_empty() {
+            return Err(StackError::Unreachable {
+                what: "the Docker daemon".into(),
+                hint: self.docker_source.clone(),
+            });
+        }
+        Ok(&self.docker_host)
     }
 
     pub fn tool(&self, t: Tool) -> Result<PathBuf, StackError> {

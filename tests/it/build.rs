@@ -453,5 +453,93 @@ fn a_context_of_the_project_root_never_sends_stack_state_or_env_files() {
         .collect();
     // The project's `.env`, the configured dotenv file and `.stack/` stay home; a `.env` of the
     // sources' own (not stack's) is the user's business.
-    assert_eq!(files, ["Dockerfile", "src/main.txt", "stack.yaml", "sub/.env"]);
+    assert_eq!(
+        files,
+        ["Dockerfile", "src/main.txt", "stack.yaml", "sub/.env"]
+    );
+}
+
+#[test]
+fn doctor_and_build_reach_the_daemon_of_the_current_docker_context() {
+    // colima / rootless / Desktop users have no DOCKER_HOST: the docker CLI follows the current
+    // context in ~/.docker. stack must reach the same daemon for doctor and for build.
+    let Some(t) = tree("") else { return };
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        r#"{"auths": {}, "currentContext": "rig"}"#,
+    )
+    .unwrap();
+    // contexts/meta/<sha256("rig")>/meta.json, as `docker context create rig --docker host=…` writes it.
+    let digest = {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(b"rig").unwrap();
+        let out = c.wait_with_output().unwrap();
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let meta = cfg.path().join("contexts/meta").join(&digest);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"rig","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{}","SkipTLSVerify":false}}}}}}"#,
+            t.docker_host
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::stack_bin())
+            .current_dir(t.dir.path())
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["doctor", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&o.stdout), text(&o.stderr)));
+    let daemon = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "docker daemon")
+        .unwrap();
+    assert_eq!(daemon["status"], "ok", "{daemon}");
+    assert_eq!(
+        daemon["path"].as_str().unwrap(),
+        format!("{} (context rig (config.json))", t.docker_host)
+    );
+    let o = run(&["build", "backend", "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    // And with a context that names no daemon, both say so instead of guessing another socket.
+    std::fs::write(
+        cfg.path().join("config.json"),
+        r#"{"currentContext": "gone"}"#,
+    )
+    .unwrap();
+    let o = run(&["build", "backend"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Docker context `gone`"),
+        "{}",
+        text(&o.stderr)
+    );
 }

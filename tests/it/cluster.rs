@@ -45,6 +45,7 @@ fn host<'a>(runner: &'a dyn Runner, user_kubeconfig: &Path) -> Host<'a> {
         user_kubeconfig: user_kubeconfig.to_path_buf(),
         proc_root: PathBuf::from("/nonexistent-proc"),
         docker_host: "unix:///nonexistent/docker.sock".into(),
+        docker_source: "test".into(),
     }
 }
 
@@ -824,6 +825,7 @@ fn doctor_reports_each_check_with_its_fix() {
         user_kubeconfig: fx.root().join("none"),
         proc_root,
         docker_host: "unix:///nonexistent/docker.sock".into(),
+        docker_source: "test".into(),
     };
     let report = doctor::run(&fx.project(), &h).unwrap();
     assert_eq!(
@@ -878,6 +880,7 @@ fn doctor_needs_k3d_when_the_provider_is_k3d() {
         user_kubeconfig: fx.root().join("none"),
         proc_root: fx.root().join("proc"),
         docker_host: "unix:///nonexistent/docker.sock".into(),
+        docker_source: "test".into(),
     };
     let report = doctor::run(&fx.project(), &h).unwrap();
     let k3d = report.checks.iter().find(|c| c.name == "k3d").unwrap();
@@ -1091,6 +1094,7 @@ fn registry_wiring_with_real_containers() {
         user_kubeconfig: fx.root().join("none"),
         proc_root: PathBuf::from("/proc"),
         docker_host: "unix:///nonexistent/docker.sock".into(),
+        docker_source: "test".into(),
     };
     cluster::up(&fx.project(), &h, &Options::default()).unwrap();
 

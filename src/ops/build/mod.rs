@@ -99,7 +99,7 @@ pub fn run(
                 "this is a bug; please report it",
             )
         })?;
-    let docker = rt.block_on(Docker::connect(&host.docker_host))?;
+    let docker = rt.block_on(Docker::connect(host.docker_endpoint()?))?;
     let results = rt.block_on(execute(&docker, planned, opts, reporter))?;
     let mut images = Vec::new();
     for mut r in results {
