@@ -1,7 +1,7 @@
 //! Reading object statuses: how far a Deployment's rollout is, and why a Pod or hook Job failed.
 //! Pure functions over the API objects, so the rules are unit-tested without a cluster.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Serialize;
@@ -132,6 +132,68 @@ pub fn deployment_progress(d: &Deployment) -> ResourceProgress {
 }
 
 /// A Deployment whose controller gave up (`progressDeadlineSeconds` passed).
+/// A StatefulSet's rollout as `kubectl rollout status` judges it: the controller saw the latest
+/// spec, every replica is ready, the replicas past the partition run the new revision, and (without
+/// a partition) the current revision is the update revision.
+pub fn statefulset_progress(s: &StatefulSet) -> ResourceProgress {
+    let spec = s.spec.clone().unwrap_or_default();
+    let desired = spec.replicas.unwrap_or(1);
+    let status = s.status.clone().unwrap_or_default();
+    let observed = match s.metadata.generation {
+        Some(generation) => status.observed_generation.unwrap_or(0) >= generation,
+        None => true,
+    };
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        .is_none_or(|t| t == "RollingUpdate");
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    let revision_done = if !rolling {
+        true // OnDelete: pods change only when deleted; readiness is all that can be judged
+    } else if partition > 0 {
+        updated >= desired - partition
+    } else {
+        status.update_revision.is_some() && status.update_revision == status.current_revision
+    };
+    ResourceProgress {
+        resource: format!("statefulset/{}", name(&s.metadata.name)),
+        ready,
+        updated,
+        available: status.available_replicas.unwrap_or(ready),
+        desired,
+        done: observed && ready >= desired && revision_done,
+    }
+}
+
+/// A DaemonSet's rollout as `kubectl rollout status` judges it: the controller saw the latest spec
+/// and every scheduled pod is updated and available.
+pub fn daemonset_progress(d: &DaemonSet) -> ResourceProgress {
+    let status = d.status.clone().unwrap_or_default();
+    let observed = match d.metadata.generation {
+        Some(generation) => status.observed_generation.unwrap_or(0) >= generation,
+        None => true,
+    };
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    ResourceProgress {
+        resource: format!("daemonset/{}", name(&d.metadata.name)),
+        ready: status.number_ready,
+        updated,
+        available,
+        desired,
+        done: observed && updated >= desired && available >= desired,
+    }
+}
+
 pub fn deployment_failure(d: &Deployment) -> Option<Failure> {
     let c = d.status.as_ref()?.conditions.iter().flatten().find(|c| {
         c.type_ == "Progressing"
@@ -325,6 +387,38 @@ mod tests {
             f[0].message,
             "back-off 1m20s restarting failed container=app; last run exited 1 (Error), 4 restarts"
         );
+    }
+
+    #[test]
+    fn statefulsets_and_daemonsets_roll_out_as_kubectl_judges() {
+        let sts = |status: serde_json::Value, spec: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": "db", "generation": 2}, "spec": spec, "status": status})).unwrap()
+        };
+        let spec = json!({"replicas": 2, "selector": {}, "serviceName": "db", "template": {}});
+        let rolled = json!({"observedGeneration": 2, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+            "currentRevision": "db-2", "updateRevision": "db-2"});
+        assert!(statefulset_progress(&sts(rolled.clone(), spec.clone())).done);
+        let mut midway = rolled.clone();
+        midway["currentRevision"] = "db-1".into();
+        assert!(!statefulset_progress(&sts(midway, spec.clone())).done);
+        let mut unready = rolled.clone();
+        unready["readyReplicas"] = 1.into();
+        let p = statefulset_progress(&sts(unready, spec.clone()));
+        assert!(!p.done);
+        assert_eq!((p.resource.as_str(), p.ready, p.desired), ("statefulset/db", 1, 2));
+        let mut stale = rolled;
+        stale["observedGeneration"] = 1.into();
+        assert!(!statefulset_progress(&sts(stale, spec)).done);
+
+        let ds = |status: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(json!({"metadata": {"name": "agent", "generation": 1}, "status": status})).unwrap()
+        };
+        let base = json!({"observedGeneration": 1, "currentNumberScheduled": 3, "numberMisscheduled": 0,
+            "desiredNumberScheduled": 3, "numberReady": 3, "updatedNumberScheduled": 3, "numberAvailable": 3});
+        assert!(daemonset_progress(&ds(base.clone())).done);
+        let mut behind = base;
+        behind["updatedNumberScheduled"] = 2.into();
+        assert!(!daemonset_progress(&ds(behind)).done);
     }
 
     #[test]

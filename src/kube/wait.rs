@@ -1,6 +1,7 @@
-//! Waiting for a release's Deployments to roll out, through watches (never polling).
+//! Waiting for a release's workloads to roll out, through watches (never polling).
 //!
-//! Three watches run side by side on one label selector: Deployments (readiness and progress),
+//! Watches run side by side on one label selector: Deployments, StatefulSets and DaemonSets
+//! (readiness and progress, judged as `kubectl rollout status` judges each kind),
 //! Pods (named failures: image pulls, crash loops, config errors, unschedulable, failed hook pods)
 //! and Jobs (failed Helm hook Jobs). Every event re-judges the whole picture, so the wait ends on the
 //! event that decides it. Failures end the wait at once: a dev loop wants the reason now, not after
@@ -8,14 +9,17 @@
 
 pub use super::classify::{Failure, Reason, ResourceProgress};
 
-use super::classify::{deployment_failure, deployment_progress, job_failure, pod_failures};
+use super::classify::{
+    daemonset_progress, deployment_failure, deployment_progress, job_failure, pod_failures,
+    statefulset_progress,
+};
 use crate::error::StackError;
 use ::kube::api::{Api, LogParams};
 use ::kube::runtime::watcher::{self, watcher, Event};
 use ::kube::runtime::WatchStreamExt;
 use ::kube::{Client, ResourceExt};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,13 +57,19 @@ pub async fn wait_ready(
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let deployments_api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let statefulsets_api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let daemonsets_api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     let mut deployments_events = pin!(watch(deployments_api, &config));
+    let mut statefulset_events = pin!(watch(statefulsets_api, &config));
+    let mut daemonset_events = pin!(watch(daemonsets_api, &config));
     let mut pod_events = pin!(watch(pods_api.clone(), &config));
     let mut job_events = pin!(watch(jobs_api, &config));
     let deadline = tokio::time::sleep(timeout);
     let mut deadline = pin!(deadline);
 
     let mut deployments = Store::default();
+    let mut statefulsets = Store::default();
+    let mut daemonsets = Store::default();
     let mut pods = Store::default();
     let mut jobs = Store::default();
     let mut reported: BTreeMap<String, ResourceProgress> = BTreeMap::new();
@@ -78,14 +88,25 @@ pub async fn wait_ready(
                 Some(Err(e)) => { fatal("pods", &e)?; last_error = Some(e.to_string()) }
                 None => last_error = Some("the pod watch ended".into()),
             },
+            ev = statefulset_events.next() => match ev {
+                Some(Ok(ev)) => statefulsets.apply(ev),
+                Some(Err(e)) => { fatal("statefulsets", &e)?; last_error = Some(e.to_string()) }
+                None => last_error = Some("the statefulset watch ended".into()),
+            },
+            ev = daemonset_events.next() => match ev {
+                Some(Ok(ev)) => daemonsets.apply(ev),
+                Some(Err(e)) => { fatal("daemonsets", &e)?; last_error = Some(e.to_string()) }
+                None => last_error = Some("the daemonset watch ended".into()),
+            },
             ev = job_events.next() => match ev {
                 Some(Ok(ev)) => jobs.apply(ev),
                 Some(Err(e)) => { fatal("jobs", &e)?; last_error = Some(e.to_string()) }
                 None => last_error = Some("the job watch ended".into()),
             },
             () = &mut deadline => {
-                return if deployments.listed && pods.listed && jobs.listed {
-                    Ok(Readiness::Failed(timed_out(&deployments, &pods, timeout)))
+                let workloads = workload_progress(&deployments, &statefulsets, &daemonsets);
+                return if deployments.listed && statefulsets.listed && daemonsets.listed && pods.listed && jobs.listed {
+                    Ok(Readiness::Failed(timed_out(workloads, &pods, timeout)))
                 } else {
                     Err(StackError::Unreachable {
                         what: format!("the Kubernetes API server (watching namespace `{namespace}`)"),
@@ -98,12 +119,13 @@ pub async fn wait_ready(
                 };
             }
         }
-        if !deployments.listed {
+        if !(deployments.listed && statefulsets.listed && daemonsets.listed) {
             continue;
         }
+        let workloads = workload_progress(&deployments, &statefulsets, &daemonsets);
+        let total = workloads.len();
         let mut done = BTreeSet::new();
-        for d in deployments.live.values() {
-            let p = deployment_progress(d);
+        for p in workloads {
             if p.done {
                 done.insert(p.resource.clone());
             }
@@ -119,7 +141,7 @@ pub async fn wait_ready(
         if !hooks.is_empty() {
             return Ok(Readiness::Failed(hooks));
         }
-        if done.len() == deployments.live.len() {
+        if done.len() == total {
             return Ok(Readiness::Ready);
         }
         let failures: Vec<Failure> = deployments
@@ -171,16 +193,25 @@ fn refused(
     }
 }
 
-/// One timeout failure per Deployment not rolled out, naming its pods that are not ready.
-fn timed_out(
+/// The rollout progress of every workload the selector matches, of every kind waited on.
+fn workload_progress(
     deployments: &Store<Deployment>,
-    pods: &Store<Pod>,
-    timeout: Duration,
-) -> Vec<Failure> {
+    statefulsets: &Store<StatefulSet>,
+    daemonsets: &Store<DaemonSet>,
+) -> Vec<ResourceProgress> {
     deployments
         .live
         .values()
         .map(deployment_progress)
+        .chain(statefulsets.live.values().map(statefulset_progress))
+        .chain(daemonsets.live.values().map(daemonset_progress))
+        .collect()
+}
+
+/// One timeout failure per workload not rolled out, naming its pods that are not ready.
+fn timed_out(workloads: Vec<ResourceProgress>, pods: &Store<Pod>, timeout: Duration) -> Vec<Failure> {
+    workloads
+        .into_iter()
         .filter(|p| !p.done)
         .map(|p| {
             let waiting: Vec<String> = pods

@@ -772,3 +772,49 @@ async fn an_unknown_context_or_missing_file_is_a_configuration_error() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("cannot read kubeconfig"), "{err}");
 }
+
+#[test]
+fn statefulsets_and_daemonsets_are_waited_on_too() {
+    let Some(rig) = rig() else { return };
+    let ns = rig.namespace("kube-sts");
+    ns.create(deployment("web", 1, json!({}), json!({})));
+    let labels = json!({"app.kubernetes.io/instance": "t", "app": "db"});
+    // A database whose pod cannot be scheduled: before StatefulSets were watched, the release was
+    // "ready" as soon as `web` was.
+    ns.create(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "labels": labels},
+        "spec": {
+            "replicas": 1, "serviceName": "db",
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "nodeSelector": {"stack.dev/no-such-node": "true"},
+                "containers": [{"name": "db", "image": "busybox:latest"}]}}
+        }
+    }));
+    let failures = failures(ns.wait(Duration::from_secs(120)).0);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].reason, Reason::Unschedulable);
+    assert_eq!(failures[0].owner.as_deref(), Some("statefulset/db"));
+
+    // A DaemonSet on the simulated node rolls out and counts toward readiness.
+    let ns = rig.namespace("kube-ds");
+    let labels = json!({"app.kubernetes.io/instance": "t", "app": "agent"});
+    ns.create(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": "agent", "image": "busybox:latest"}]}}
+        }
+    }));
+    let (result, seen) = ns.wait(Duration::from_secs(120));
+    assert_eq!(result.unwrap(), Readiness::Ready);
+    assert!(
+        seen.iter()
+            .any(|p| p.resource == "daemonset/agent" && p.done && p.desired == 1),
+        "{seen:?}"
+    );
+}
