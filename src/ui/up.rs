@@ -110,8 +110,8 @@ impl crate::ops::up::session::SessionReporter for crate::ui::build::BuildView {
                     HelmStep::WouldUpgrade { .. } => String::new(),
                 }
             ),
-            Event::DotenvSynced { config_map, keys } => {
-                format!("configmap/{config_map}: {keys} key(s) synced")
+            Event::DotenvSynced { object, keys } => {
+                format!("{object}: {keys} key(s) synced")
             }
             Event::Problem(p) => format!("problem: {p}"),
             Event::Forward { label, event } => {

@@ -118,6 +118,9 @@ pub fn up(
     // validate, judged on the dev env's own files): a values typo costs milliseconds, not a cluster.
     let env = dev_target(project)?;
     override_paths_disjoint(project)?;
+    if let Some(d) = &project.config.dev.dotenv {
+        d.target(&project.project_name())?;
+    }
     let checked = validate::run(
         project,
         &validate::Options {

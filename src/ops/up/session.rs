@@ -39,7 +39,8 @@ pub enum Event<'a> {
     },
     Redeployed(&'a Report),
     DotenvSynced {
-        config_map: &'a str,
+        /// `secret/<name>` or `configmap/<name>`.
+        object: &'a str,
         keys: usize,
     },
     /// A port-forward's news, with its label (`deployment/x 8000`).
@@ -449,7 +450,9 @@ async fn sync_image(
     Ok(synced)
 }
 
-/// Creates or updates the `.env` ConfigMap (server-side apply); values are never printed.
+/// Creates or updates the `.env` Secret (or ConfigMap) by server-side apply as field manager
+/// `stack`, without force: fields another manager owns (a chart that renders the same keys) are
+/// never taken over — the conflict is reported instead. Values are never printed.
 fn sync_dotenv(
     rt: &tokio::runtime::Runtime,
     client: &kube::Client,
@@ -457,31 +460,61 @@ fn sync_dotenv(
     namespace: &str,
     reporter: &dyn SessionReporter,
 ) {
+    use crate::config::dev::DotenvTarget;
+    use base64::Engine as _;
     let Some(d) = &project.config.dev.dotenv else {
         return;
+    };
+    let target = match d.target(&project.project_name()) {
+        Ok(t) => t,
+        Err(e) => return reporter.session(Event::Problem(e.to_string())),
     };
     let data = crate::config::dotenv::parse(
         &std::fs::read_to_string(project.root.join(&d.file)).unwrap_or_default(),
     );
     let keys = data.len();
-    let cm = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": { "name": d.config_map, "namespace": namespace, "labels": { "dev.stack.owned": "true" } },
-        "data": data,
-    });
-    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), namespace);
-    let pp = kube::api::PatchParams::apply("stack").force();
-    match rt.block_on(api.patch(&d.config_map, &pp, &kube::api::Patch::Apply(cm))) {
-        Ok(_) => reporter.session(Event::DotenvSynced {
-            config_map: &d.config_map,
+    let labels = serde_json::json!({ "dev.stack.owned": "true" });
+    let pp = kube::api::PatchParams::apply("stack");
+    let shown = target.display();
+    let applied = match &target {
+        DotenvTarget::ConfigMap(name) => {
+            let obj = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": name, "namespace": namespace, "labels": labels },
+                "data": data,
+            });
+            let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(client.clone(), namespace);
+            rt.block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj)))
+                .map(|_| ())
+        }
+        DotenvTarget::Secret(name) => {
+            let encoded: std::collections::BTreeMap<&String, String> = data
+                .iter()
+                .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
+                .collect();
+            let obj = serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": { "name": name, "namespace": namespace, "labels": labels },
+                "data": encoded,
+            });
+            let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                kube::Api::namespaced(client.clone(), namespace);
+            rt.block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj)))
+                .map(|_| ())
+        }
+    };
+    match applied {
+        Ok(()) => reporter.session(Event::DotenvSynced {
+            object: &shown,
             keys,
         }),
-        Err(e) => reporter.session(Event::Problem(format!(
-            "ConfigMap {} from {}: {e}",
-            d.config_map, d.file
+        Err(kube::Error::Api(s)) if s.code == 409 => reporter.session(Event::Problem(format!(
+            "{shown} from {}: another field manager owns some of its keys (does the chart render them?): {} — stack does not take them over; rename dev.dotenv's object or drop the keys from the chart",
+            d.file,
+            s.message
         ))),
+        Err(e) => reporter.session(Event::Problem(format!("{shown} from {}: {e}", d.file))),
     }
 }
 
