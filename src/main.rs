@@ -2,8 +2,8 @@ use clap::Parser;
 use stack::cli::{Cli, Cluster, Command, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
-use stack::values::strvals::{SetArg, SetKind};
 use stack::ops::Report as _;
+use stack::values::strvals::{SetArg, SetKind};
 use stack::{ops, tool, ui};
 use std::process::ExitCode;
 
@@ -189,12 +189,7 @@ fn set_args(flags: stack::cli::SetFlags) -> Vec<SetArg> {
     ];
     kinds
         .into_iter()
-        .flat_map(|(kind, texts)| {
-            texts.into_iter().map(move |text| SetArg {
-                kind,
-                text,
-            })
-        })
+        .flat_map(|(kind, texts)| texts.into_iter().map(move |text| SetArg { kind, text }))
         .collect()
 }
 

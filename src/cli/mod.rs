@@ -19,7 +19,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,
     /// Colour: auto (a terminal, and NO_COLOR unset), always, never.
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
     pub color: crate::ui::ColorChoice,
     #[command(subcommand)]
     pub command: Command,

@@ -117,7 +117,9 @@ mod tests {
             DotenvTarget::Secret("shop-env".into())
         );
         assert_eq!(
-            cfg(serde_json::json!({"secret": "s"})).target("shop").unwrap(),
+            cfg(serde_json::json!({"secret": "s"}))
+                .target("shop")
+                .unwrap(),
             DotenvTarget::Secret("s".into())
         );
         assert_eq!(

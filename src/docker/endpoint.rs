@@ -155,11 +155,17 @@ mod tests {
         assert_eq!(r.host, "unix:///home/u/.colima/default/docker.sock");
         assert_eq!(r.source, "context colima (config.json)");
         let r = resolve(&inputs(None, Some("remote"))).unwrap();
-        assert_eq!((r.host.as_str(), r.source.as_str()), ("tcp://10.0.0.5:2376", "context remote (DOCKER_CONTEXT)"));
+        assert_eq!(
+            (r.host.as_str(), r.source.as_str()),
+            ("tcp://10.0.0.5:2376", "context remote (DOCKER_CONTEXT)")
+        );
         // DOCKER_HOST wins over every context.
         let r = resolve(&inputs(Some("unix:///tmp/d.sock"), Some("remote"))).unwrap();
         assert_eq!(r.host, "unix:///tmp/d.sock");
-        assert_eq!(resolve(&inputs(None, Some("default"))).unwrap().host, DEFAULT_SOCKET);
+        assert_eq!(
+            resolve(&inputs(None, Some("default"))).unwrap().host,
+            DEFAULT_SOCKET
+        );
         let err = resolve(&inputs(None, Some("gone"))).unwrap_err();
         assert!(err.to_string().contains("Docker context `gone`"), "{err}");
         let empty = tempfile::tempdir().unwrap();

@@ -71,10 +71,14 @@ impl Docker {
     /// Whether the daemon has an image with this reference.
     /// The daemon's Engine version.
     pub async fn server_version(&self) -> Result<String, StackError> {
-        let v = self.client.version().await.map_err(|e| StackError::Unreachable {
-            what: format!("the Docker daemon at {}", self.endpoint),
-            hint: e.to_string(),
-        })?;
+        let v = self
+            .client
+            .version()
+            .await
+            .map_err(|e| StackError::Unreachable {
+                what: format!("the Docker daemon at {}", self.endpoint),
+                hint: e.to_string(),
+            })?;
         Ok(v.version.unwrap_or_else(|| "(version unknown)".into()))
     }
 

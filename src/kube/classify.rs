@@ -405,13 +405,19 @@ mod tests {
         unready["readyReplicas"] = 1.into();
         let p = statefulset_progress(&sts(unready, spec.clone()));
         assert!(!p.done);
-        assert_eq!((p.resource.as_str(), p.ready, p.desired), ("statefulset/db", 1, 2));
+        assert_eq!(
+            (p.resource.as_str(), p.ready, p.desired),
+            ("statefulset/db", 1, 2)
+        );
         let mut stale = rolled;
         stale["observedGeneration"] = 1.into();
         assert!(!statefulset_progress(&sts(stale, spec)).done);
 
         let ds = |status: serde_json::Value| -> DaemonSet {
-            serde_json::from_value(json!({"metadata": {"name": "agent", "generation": 1}, "status": status})).unwrap()
+            serde_json::from_value(
+                json!({"metadata": {"name": "agent", "generation": 1}, "status": status}),
+            )
+            .unwrap()
         };
         let base = json!({"observedGeneration": 1, "currentNumberScheduled": 3, "numberMisscheduled": 0,
             "desiredNumberScheduled": 3, "numberReady": 3, "updatedNumberScheduled": 3, "numberAvailable": 3});
@@ -423,7 +429,11 @@ mod tests {
 
     #[test]
     fn container_runtime_errors_are_named() {
-        for reason in ["CreateContainerError", "RunContainerError", "InvalidImageName"] {
+        for reason in [
+            "CreateContainerError",
+            "RunContainerError",
+            "InvalidImageName",
+        ] {
             let p = pod(json!({
                 "metadata": {"name": "p"},
                 "status": {"phase": "Pending",

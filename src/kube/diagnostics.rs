@@ -13,9 +13,9 @@
 //! [`Collected::gaps`]; only an unwritable directory is an error. Every file is written whole
 //! (temp file + rename).
 
-use crate::state::write_atomic;
 use super::wait::api_message;
 use crate::error::StackError;
+use crate::state::write_atomic;
 use crate::tool::{Cmd, Runner};
 use ::kube::api::{Api, ListParams, LogParams};
 use ::kube::{Client, ResourceExt};

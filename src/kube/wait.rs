@@ -209,7 +209,11 @@ fn workload_progress(
 }
 
 /// One timeout failure per workload not rolled out, naming its pods that are not ready.
-fn timed_out(workloads: Vec<ResourceProgress>, pods: &Store<Pod>, timeout: Duration) -> Vec<Failure> {
+fn timed_out(
+    workloads: Vec<ResourceProgress>,
+    pods: &Store<Pod>,
+    timeout: Duration,
+) -> Vec<Failure> {
     workloads
         .into_iter()
         .filter(|p| !p.done)

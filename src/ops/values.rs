@@ -46,11 +46,7 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
     let composed = values::compose::compose(&chart, &user);
     let mut clashes = Vec::new();
     values::checks::clashes(&composed.clashes, &mut clashes);
-    refusals.extend(
-        clashes
-            .into_iter()
-            .filter(|f| f.rule == Rule::HelmRefuses),
-    );
+    refusals.extend(clashes.into_iter().filter(|f| f.rule == Rule::HelmRefuses));
     for f in &mut refusals {
         f.severity = Severity::Error;
     }

@@ -152,7 +152,10 @@ impl<'a> Release<'a> {
         let doc: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
         Some(Status {
             revision: doc["version"].as_u64()?,
-            status: doc["info"]["status"].as_str().unwrap_or_default().to_owned(),
+            status: doc["info"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             first_deployed: doc["info"]["first_deployed"]
                 .as_str()
                 .unwrap_or_default()
@@ -164,7 +167,13 @@ impl<'a> Release<'a> {
     pub fn upgrade_cmd(&self, chart: &str, values_files: &[String]) -> Cmd {
         let mut cmd = self.target.helm(
             &self.helm,
-            &["upgrade", "--install", &self.name, chart, "--create-namespace"],
+            &[
+                "upgrade",
+                "--install",
+                &self.name,
+                chart,
+                "--create-namespace",
+            ],
         );
         for f in values_files {
             cmd = cmd.args(["-f", f]);
@@ -175,16 +184,26 @@ impl<'a> Release<'a> {
     /// Runs an upgrade built by [`Release::upgrade_cmd`] and returns the deployed status.
     pub fn upgrade(&self, cmd: &Cmd) -> Result<Status, StackError> {
         self.host.runner.run(cmd).map_err(|e| {
-            StackError::tool(e, "`stack validate envs --helm` reproduces template errors offline")
+            StackError::tool(
+                e,
+                "`stack validate envs --helm` reproduces template errors offline",
+            )
         })?;
         self.status().ok_or_else(|| StackError::Internal {
-            message: format!("helm upgrade of {} succeeded but helm status finds no release", self.name),
+            message: format!(
+                "helm upgrade of {} succeeded but helm status finds no release",
+                self.name
+            ),
         })
     }
 
     /// Uninstalls the release only if `record` says stack installed this very release (same
     /// `first_deployed`); a release stack did not install is refused (exit 2), never touched.
-    pub fn uninstall(&self, record: Option<&Record>, dry_run: bool) -> Result<Uninstalled, StackError> {
+    pub fn uninstall(
+        &self,
+        record: Option<&Record>,
+        dry_run: bool,
+    ) -> Result<Uninstalled, StackError> {
         let Some(status) = self.status() else {
             return Ok(Uninstalled::NotInstalled);
         };
@@ -215,12 +234,15 @@ impl<'a> Release<'a> {
     }
 
     fn uninstall_cmd(&self) -> Cmd {
-        self.target.helm(&self.helm, &["uninstall", &self.name, "--wait"])
+        self.target
+            .helm(&self.helm, &["uninstall", &self.name, "--wait"])
     }
 
     /// `helm history -o json`: every revision, oldest first.
     pub fn history(&self) -> Result<Vec<serde_json::Value>, StackError> {
-        let cmd = self.target.helm(&self.helm, &["history", &self.name, "-o", "json"]);
+        let cmd = self
+            .target
+            .helm(&self.helm, &["history", &self.name, "-o", "json"]);
         let out = self
             .host
             .runner

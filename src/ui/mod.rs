@@ -339,7 +339,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.chain().find_map(|c| c.downcast_ref::<StackError>()) {
         return e.exit_code();
     }
-    match err.chain().find_map(|c| c.downcast_ref::<crate::tool::RunError>()) {
+    match err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::tool::RunError>())
+    {
         Some(crate::tool::RunError::Failed { .. }) => 4,
         Some(crate::tool::RunError::Spawn { .. }) => 3,
         None => 2,

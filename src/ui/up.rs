@@ -13,7 +13,10 @@ pub fn print(report: &Report, format: Format) {
     }
     crate::outln!(
         "env {} → release {} in {} (context {})",
-        report.env, report.release, report.namespace, report.context
+        report.env,
+        report.release,
+        report.namespace,
+        report.context
     );
     crate::outln!("values: {}", report.layers.join(" → "));
     match &report.helm {

@@ -20,7 +20,11 @@ pub fn print(report: &Report, format: Format, origin: bool) {
             _ => {
                 eprintln!("error: Helm would refuse to render {}:", report.target);
                 for f in &report.refusals {
-                    let at = f.location.as_ref().map(|o| format!("{o}: ")).unwrap_or_default();
+                    let at = f
+                        .location
+                        .as_ref()
+                        .map(|o| format!("{o}: "))
+                        .unwrap_or_default();
                     eprintln!("  {at}{}", f.message);
                     if let Some(h) = &f.hint {
                         eprintln!("  hint: {h}");
@@ -42,7 +46,10 @@ pub fn print(report: &Report, format: Format, origin: bool) {
         (Format::Json, true) => {
             let mut leaves = Vec::new();
             collect_leaves(&root, &mut Vec::new(), &mut leaves);
-            crate::outln!("{}", serde_json::to_string_pretty(&leaves).expect("serializes"));
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&leaves).expect("serializes")
+            );
         }
         (_, with_origin) => {
             crate::outln!("# {}", report.layers.join(" → "));

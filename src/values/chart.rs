@@ -133,7 +133,10 @@ impl Files {
             }
             Files::Archive(m) => {
                 let prefix = format!("{dir}/");
-                m.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
+                m.keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect()
             }
         }
     }

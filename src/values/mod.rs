@@ -7,5 +7,5 @@ pub mod checks;
 pub mod compose;
 pub mod lock;
 pub mod schema;
-pub mod templates;
 pub mod strvals;
+pub mod templates;

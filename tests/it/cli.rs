@@ -23,7 +23,11 @@ fn completions_for_every_shell() {
         let out = stack(&["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(marker), "{shell}: {}", &text[..text.len().min(200)]);
+        assert!(
+            text.contains(marker),
+            "{shell}: {}",
+            &text[..text.len().min(200)]
+        );
         assert!(text.contains("validate"), "{shell} completes subcommands");
     }
     assert_eq!(stack(&["completions", "tcsh"]).status.code(), Some(2));
@@ -46,6 +50,9 @@ fn color_is_forced_or_refused_by_flag_and_auto_follows_the_terminal() {
 fn version_names_the_revision() {
     let out = stack(&["--version"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let re = regex::Regex::new(r"^stack \d+\.\d+\.\d+ \(([0-9a-f]{7,} \d{4}-\d{2}-\d{2}|unknown revision)\)\n$").unwrap();
+    let re = regex::Regex::new(
+        r"^stack \d+\.\d+\.\d+ \(([0-9a-f]{7,} \d{4}-\d{2}-\d{2}|unknown revision)\)\n$",
+    )
+    .unwrap();
     assert!(re.is_match(&text), "{text}");
 }

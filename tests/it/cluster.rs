@@ -842,8 +842,14 @@ fn doctor_reports_each_check_with_its_fix() {
         .lines()
         .find(|l| l.starts_with("problem  docker daemon"))
         .unwrap_or_else(|| panic!("{human}"));
-    assert!(daemon_line.contains("unix:///nonexistent/docker.sock"), "{daemon_line}");
-    let human = human.replace(daemon_line, "problem  docker daemon               <connection error>");
+    assert!(
+        daemon_line.contains("unix:///nonexistent/docker.sock"),
+        "{daemon_line}"
+    );
+    let human = human.replace(
+        daemon_line,
+        "problem  docker daemon               <connection error>",
+    );
     let expected = "\
 ok       helm                        v3.21.4+g1a2b3c4  /opt/bin/helm
 ok       kubectl                     v1.35.4  /opt/bin/kubectl

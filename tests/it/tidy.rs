@@ -31,7 +31,10 @@ fn product_sources() -> Vec<(PathBuf, Vec<(usize, String)>)> {
                 .filter(|(_, l)| !l.trim_start().starts_with("//"))
                 .map(|(i, l)| (i + 1, l.to_owned()))
                 .collect();
-            let rel = f.strip_prefix(support::project_root()).unwrap().to_path_buf();
+            let rel = f
+                .strip_prefix(support::project_root())
+                .unwrap()
+                .to_path_buf();
             (rel, lines)
         })
         .collect()
@@ -55,7 +58,11 @@ fn paths_under_dot_stack_are_named_only_in_the_state_module() {
     let found = offenders(&["src/state.rs"], |l| {
         l.contains("\".stack") || l.contains(".stack/")
     });
-    assert!(found.is_empty(), "name these paths in src/state.rs:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "name these paths in src/state.rs:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -64,7 +71,11 @@ fn files_are_written_through_the_state_module() {
     let found = offenders(&["src/state.rs"], |l| {
         l.contains("fs::write(") || l.contains("File::create(")
     });
-    assert!(found.is_empty(), "use stack::state::write_atomic:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "use stack::state::write_atomic:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -74,10 +85,18 @@ fn kube_flags_are_built_only_by_the_release_layer() {
     let found = offenders(&["src/release/mod.rs"], |l| {
         l.contains("\"--kube-context\"") || l.contains("\"--context\"")
     });
-    assert!(found.is_empty(), "build kube calls with stack::release::KubeTarget:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "build kube calls with stack::release::KubeTarget:\n{}",
+        found.join("\n")
+    );
     // --kubeconfig also appears as kind's own flag (where kind writes credentials).
     let found = offenders(&["src/release/mod.rs", "src/ops/cluster/kind.rs"], |l| {
         l.contains("\"--kubeconfig\"")
     });
-    assert!(found.is_empty(), "build kube calls with stack::release::KubeTarget:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "build kube calls with stack::release::KubeTarget:\n{}",
+        found.join("\n")
+    );
 }

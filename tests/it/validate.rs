@@ -895,5 +895,8 @@ fn a_symlink_loop_under_envs_is_read_once() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ci/kind", "live/acme-shop", "local/dev", "preview/pr"]);
+    assert_eq!(
+        names,
+        ["ci/kind", "live/acme-shop", "local/dev", "preview/pr"]
+    );
 }

@@ -189,17 +189,6 @@ pub fn plan(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dockerfile_stages() {
-        assert_eq!(
-            super::stages("FROM busybox AS base\nRUN x\nfrom base as Dev\nFROM scratch\n"),
-            ["base", "dev"]
-        );
-    }
-}
-
 /// Anchored ignore lines for what stack keeps beside the sources and must never send to a
 /// daemon: `.stack/` (kubeconfigs, records) and the `.env` files (tokens), when they lie inside
 /// the build context `dir` (a context of `.` is the project root).
@@ -215,12 +204,30 @@ pub fn state_ignores(project: &crate::config::Project, dir: &std::path::Path) ->
     private
         .iter()
         .filter_map(|p| {
-            let p = match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+            let p = match (
+                p.parent().and_then(|d| d.canonicalize().ok()),
+                p.file_name(),
+            ) {
                 (Some(parent), Some(name)) => parent.join(name),
                 _ => p.clone(),
             };
-            let rel = p.strip_prefix(&dir).ok()?.to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(&dir)
+                .ok()?
+                .to_string_lossy()
+                .replace('\\', "/");
             (!rel.is_empty()).then(|| format!("/{rel}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dockerfile_stages() {
+        assert_eq!(
+            super::stages("FROM busybox AS base\nRUN x\nfrom base as Dev\nFROM scratch\n"),
+            ["base", "dev"]
+        );
+    }
 }

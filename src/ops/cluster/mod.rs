@@ -59,7 +59,6 @@ pub struct Target {
     pub node_labels: BTreeMap<String, String>,
 }
 
-
 impl Target {
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.root.join(&self.kubeconfig)

@@ -46,7 +46,10 @@ pub fn host_port(
         Some(n @ 1..=65535) => Ok(Some(n as u16)),
         _ => Err(StackError::config(
             origin.cloned(),
-            format!("{what}: `{}` is not a port number", raw.as_str().map_or_else(|| raw.to_string(), str::to_owned)),
+            format!(
+                "{what}: `{}` is not a port number",
+                raw.as_str().map_or_else(|| raw.to_string(), str::to_owned)
+            ),
             "a host port is a number from 1 to 65535",
         )),
     }

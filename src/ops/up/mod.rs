@@ -213,7 +213,10 @@ pub fn up(
     let record = Record::path(&project.root, &kube, &release);
     let helm_step = (|| -> anyhow::Result<HelmStep> {
         if let (Some(deployed), Some(rec)) = (rel.status(), Record::load(&record)) {
-            if rec.fingerprint == fingerprint && rec.matches(&deployed) && deployed.status == "deployed" {
+            if rec.fingerprint == fingerprint
+                && rec.matches(&deployed)
+                && deployed.status == "deployed"
+            {
                 return Ok(HelmStep::UpToDate {
                     revision: deployed.revision,
                 });
@@ -378,7 +381,11 @@ fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
         .config
         .images
         .iter()
-        .flat_map(|(name, cfg)| cfg.values.iter().map(move |p| (name, p.split('.').collect())))
+        .flat_map(|(name, cfg)| {
+            cfg.values
+                .iter()
+                .map(move |p| (name, p.split('.').collect()))
+        })
         .collect();
     for (i, (a_img, a)) in all.iter().enumerate() {
         for (b_img, b) in &all[i + 1..] {

@@ -328,8 +328,8 @@ fn exclude_set(globs: &[String]) -> Result<globset::GlobSet, StackError> {
 mod tests {
     #[test]
     fn globs() {
-        let set = super::exclude_set(&["envs/**/draft-*".into(), "envs/ci/{a,b}.yaml".into()])
-            .unwrap();
+        let set =
+            super::exclude_set(&["envs/**/draft-*".into(), "envs/ci/{a,b}.yaml".into()]).unwrap();
         assert!(set.is_match("envs/local/draft-x.yaml"));
         assert!(set.is_match("envs/draft-x.yaml"));
         assert!(set.is_match("envs/a/b/draft-x.yaml"));

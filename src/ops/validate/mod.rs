@@ -213,9 +213,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     if let Some(helm) = &helm {
         let results: Vec<Option<Finding>> = targets
             .par_iter()
-            .map(|t| {
-                helm_template(project, runner, helm, &chart_rel, t)
-            })
+            .map(|t| helm_template(project, runner, helm, &chart_rel, t))
             .collect::<Result<_, _>>()?;
         findings.extend(results.into_iter().flatten());
     }
@@ -267,7 +265,9 @@ fn parity_findings(
             Some(n) => serde_json::to_string(&n.value.to_json()).expect("serializes"),
             None => "(not set)".to_owned(),
         };
-        let mut groups: Vec<(String, Vec<(&Target, Option<&yaml::Node>)>)> = Vec::new();
+        // (the value as JSON text, the targets holding it)
+        type Group<'a> = (String, Vec<(&'a Target, Option<&'a yaml::Node>)>);
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for (t, n) in members {
             let v = shown(n);
             match groups.iter_mut().find(|(g, _)| *g == v) {
@@ -316,8 +316,13 @@ pub(crate) fn apply_set(user: &mut Map, set: &[SetArg]) -> Result<(), StackError
     }
     values::strvals::apply(user, set, &|path: &str| std::fs::read_to_string(path)).map_err(|e| {
         StackError::Usage {
-            message: format!("{} {}: {} (at character {})", e.flag, e.arg, e.message, e.col),
-            hint: Some("Helm's --set grammar: a.b=v, list={x,y}, a[0]=v, escape . , = with \\".into()),
+            message: format!(
+                "{} {}: {} (at character {})",
+                e.flag, e.arg, e.message, e.col
+            ),
+            hint: Some(
+                "Helm's --set grammar: a.b=v, list={x,y}, a[0]=v, escape . , = with \\".into(),
+            ),
         }
     })
 }
