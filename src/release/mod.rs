@@ -97,6 +97,17 @@ pub fn probe_kubectl(kubectl: &Path, root: &Path, kubeconfig: &str, context: &st
         .cwd(root)
 }
 
+/// `kubectl config <args> --kubeconfig FILE`: edits of a kubeconfig file stack owns (no API
+/// exists for a local file; kubectl is the canonical editor).
+pub fn kubeconfig_edit(kubectl: &Path, root: &Path, kubeconfig: &str, args: &[&str]) -> Cmd {
+    Cmd::new(kubectl)
+        .arg("config")
+        .args(args.iter().copied())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .cwd(root)
+}
+
 /// What `helm status -o json` says of a release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {

@@ -555,11 +555,19 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     let r = RecordingRunner::new();
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
     r.on(&["k3d", "cluster", "delete"], ok(""));
+    r.on(&["kubectl", "config"], ok(""));
     let h = host(&r, &fx.root().join("none"));
     cluster::down(&project, &h, &Options::default()).unwrap();
+    // k3d cleans only the default kubeconfig: stack removes what it merged into its own file.
     assert_eq!(
         r.lines(),
-        vec!["k3d cluster list -o json", "k3d cluster delete stack"]
+        vec![
+            "k3d cluster list -o json",
+            "k3d cluster delete stack",
+            "kubectl config delete-context k3d-stack --kubeconfig .stack/kubeconfig",
+            "kubectl config delete-cluster k3d-stack --kubeconfig .stack/kubeconfig",
+            "kubectl config delete-user k3d-stack --kubeconfig .stack/kubeconfig",
+        ]
     );
 
     let r = RecordingRunner::new();

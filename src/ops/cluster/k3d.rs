@@ -264,6 +264,23 @@ pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::
             format!("forget that stack created k3d cluster {}", t.name),
             t.owned_marker(),
         ));
+        // `k3d cluster delete` cleans the default kubeconfig only; the credentials stack merged
+        // into its own file would otherwise outlive the cluster.
+        if let Some((cluster, user)) =
+            super::kubeconfig_context_entry(&t.kubeconfig_path(), &t.context)
+        {
+            let kubectl = host.tool(Tool::Kubectl)?;
+            for (what, args) in [
+                ("context", ["delete-context", t.context.as_str()]),
+                ("cluster", ["delete-cluster", cluster.as_str()]),
+                ("user", ["delete-user", user.as_str()]),
+            ] {
+                steps.push(Step::run(
+                    format!("remove the {what} of {} from {}", t.context, t.kubeconfig),
+                    crate::release::kubeconfig_edit(&kubectl, &t.root, &t.kubeconfig, &args),
+                ));
+            }
+        }
     }
     if steps.is_empty() {
         report

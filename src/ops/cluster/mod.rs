@@ -132,6 +132,21 @@ pub fn provider_name(p: Provider) -> &'static str {
     }
 }
 
+/// The cluster and user entries a context names in a kubeconfig file.
+pub fn kubeconfig_context_entry(path: &Path, context: &str) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc = yaml::parse(&Arc::from(path.display().to_string()), &text).ok()?;
+    let json = doc.root.value.to_json();
+    let entry = json["contexts"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == context)?;
+    Some((
+        entry["context"]["cluster"].as_str()?.to_owned(),
+        entry["context"]["user"].as_str()?.to_owned(),
+    ))
+}
+
 /// Context names in a kubeconfig file (empty when it is missing or unreadable).
 pub fn kubeconfig_contexts(path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
