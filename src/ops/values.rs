@@ -47,6 +47,20 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
     let mut clashes = Vec::new();
     values::checks::clashes(&composed.clashes, &mut clashes);
     refusals.extend(clashes.into_iter().filter(|f| f.rule == Rule::HelmRefuses));
+    for (origin, message) in &composed.errors {
+        refusals.push(Finding::new(
+            Rule::HelmRefuses,
+            Some(origin.clone()),
+            message.clone(),
+        ));
+    }
+    // Helm validates the coalesced values against the chart's and each enabled subchart's
+    // values.schema.json before rendering, and refuses on any violation.
+    let root = crate::yaml::Node {
+        value: crate::yaml::Value::Map(composed.values.clone()),
+        origin: crate::config::file_origin(&target.file),
+    };
+    values::schema::validate(&composed.tree, &composed.values, &root, "", &mut refusals)?;
     for f in &mut refusals {
         f.severity = Severity::Error;
     }

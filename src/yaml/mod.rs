@@ -165,7 +165,8 @@ enum Frame {
         map: Map,
         origin: Origin,
         anchor: usize,
-        key: Option<(String, Pos)>,
+        /// The pending key, its position, and whether it is a merge key (`<<`).
+        key: Option<(String, Pos, bool)>,
         seen: HashMap<String, Pos>,
     },
 }
@@ -177,6 +178,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut notes = Vec::new();
     let mut root: Option<Node> = None;
+    // The key just read, when it was a scalar: (its text as Helm spells it, whether it merges).
+    let mut scalar_key: Option<(String, bool)> = None;
     let origin = |pos| Origin {
         file: file.clone(),
         pos,
@@ -221,21 +224,25 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                 ))
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let value = match (&style, tag.as_deref()) {
-                    (_, Some(t)) if t.handle == "!!" && t.suffix == "str" => {
-                        Value::Str(text.to_string())
+                let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                // go-yaml v2 `decoder.scalar`: a tag decides (`!!int "7"` is 7, `!foo x` is
+                // "x"); untagged, only plain scalars resolve; quoted and block ones are strings.
+                let core = tag.as_deref().map(|t| {
+                    let full = format!("{}{}", t.handle, t.suffix);
+                    full.strip_prefix("tag:yaml.org,2002:").map(str::to_owned)
+                });
+                let go = match (&style, core) {
+                    (_, Some(Some(suffix))) => {
+                        scalar::resolve_tagged(&suffix, &text).map_err(|m| err(pos, m))?
                     }
-                    (ScalarStyle::Plain, Some(t)) if t.handle == "!!" || t.handle.is_empty() => {
-                        scalar::resolve_plain(&text).value
-                    }
+                    (_, Some(None)) => scalar::Go::Str(text.to_string()),
                     (ScalarStyle::Plain, None) => {
-                        let r = scalar::resolve_plain(&text);
-                        let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
-                        if let Some(yaml12_reads) = r.ambiguity {
+                        let (go, ambiguity) = scalar::plain(&text);
+                        if let Some(yaml12_reads) = ambiguity {
                             let helm_reads = if is_key {
-                                format!("the key {:?}", key_text(&r.value))
+                                format!("the key {:?}", go.key().unwrap_or_default())
                             } else {
-                                r.value.brief()
+                                go.clone().value().brief()
                             };
                             notes.push(Note::Ambiguous {
                                 text: text.to_string(),
@@ -245,13 +252,31 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                                 is_key,
                             });
                         }
-                        r.value
+                        go
                     }
-                    _ => Value::Str(text.to_string()),
+                    _ => scalar::Go::Str(text.to_string()),
                 };
+                if is_key {
+                    // sigs.k8s.io/yaml stringifies keys from the exact decoded value; go-yaml
+                    // merges at a plain (or `!!merge`-tagged) `<<` key only, not a quoted one.
+                    let merge = text == "<<"
+                        && match tag.as_deref() {
+                            None => style == ScalarStyle::Plain,
+                            Some(t) => {
+                                format!("{}{}", t.handle, t.suffix) == "tag:yaml.org,2002:merge"
+                            }
+                        };
+                    let key = go.key().map_err(|what| {
+                        err(pos, format!("unsupported map key: {} (quote the key)", match what {
+                            "uint64" => "an integer beyond int64 (Helm: \"unsupported map key of type: uint64\")",
+                            other => other,
+                        }))
+                    })?;
+                    scalar_key = Some((key, merge));
+                }
                 Some((
                     Node {
-                        value,
+                        value: go.value(),
                         origin: origin(pos),
                     },
                     anchor,
@@ -315,11 +340,14 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
             None => root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { map, key, seen, .. }) => match key.take() {
-                None => *key = Some((key_string(file, &node)?, node.origin.pos)),
-                Some((k, kpos)) if k == "<<" && is_merge_key(&node) => {
-                    merge_into(map, node, kpos, file)?
+                None => {
+                    *key = Some(match scalar_key.take() {
+                        Some((k, merge)) => (k, node.origin.pos, merge),
+                        None => (key_string(file, &node)?, node.origin.pos, false),
+                    })
                 }
-                Some((k, kpos)) => {
+                Some((_, kpos, true)) => merge_into(map, node, kpos, file)?,
+                Some((k, kpos, false)) => {
                     if let Some(first) = seen.insert(k.clone(), kpos) {
                         notes.push(Note::DuplicateKey {
                             key: k.clone(),
@@ -343,10 +371,6 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
         origin: origin(Pos { line: 1, col: 1 }),
     });
     Ok(Document { root, notes })
-}
-
-fn is_merge_key(value: &Node) -> bool {
-    matches!(value.value, Value::Map(_) | Value::Seq(_))
 }
 
 /// go-yaml v2 `<<`: a map (or a list of maps, earlier ones winning) sets its keys in order.
@@ -516,6 +540,36 @@ mod tests {
             "a key `n` is the boolean false to Helm"
         );
         assert!(matches!(&d.notes[0], Note::Ambiguous { is_key: true, .. }));
+    }
+
+    #[test]
+    fn keys_and_merges_as_go_yaml_reads_them() {
+        let d = doc("k:\n  9007199254740993: a\n  1e7: b\n  !!str 5: c\n\"<<\": {q: 1}\n");
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
+        let Value::Map(k) = &m["k"].value else {
+            panic!()
+        };
+        let keys: Vec<&str> = k.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["1e+07", "5", "9007199254740993"]);
+        // A quoted `<<` is an ordinary key.
+        assert!(matches!(&m["<<"].value, Value::Map(q) if q.contains_key("q")));
+        // A plain `<<` must hold a map or a list of maps; a uint64 key has no JSON spelling.
+        for bad in [
+            "<<: 5\n",
+            "a: {<<: [1]}\n",
+            "12345678901234567890: x\n",
+            "a: !!int 1.5\n",
+        ] {
+            assert!(parse(&Arc::from("t.yaml"), bad).is_err(), "{bad}");
+        }
+        // go-yaml v2 applies a merge in place: it overrides keys written before it.
+        let d = doc("a: {w: 3, <<: {w: 1, z: 2}}\n");
+        let Value::Map(m) = &d.root.value else {
+            panic!()
+        };
+        assert_eq!(m["a"].value.to_json(), serde_json::json!({"w": 1, "z": 2}));
     }
 
     #[test]

@@ -23,108 +23,312 @@ const FALSE_WORDS: [&str; 11] = [
 ];
 const YAML12_BOOLS: [&str; 6] = ["true", "True", "TRUE", "false", "False", "FALSE"];
 
+/// A scalar as go-yaml v2 decodes it into `interface{}`, before sigs.k8s.io/yaml's JSON round
+/// trip: integers stay exact here because map keys are stringified from them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Go {
+    Null,
+    Bool(bool),
+    /// `int` (go-yaml returns int for anything `ParseInt` reads).
+    Int(i64),
+    /// `uint64`: beyond int64, within uint64.
+    Uint(u64),
+    Float(f64),
+    /// Strings, and timestamps (kept as their text when decoding into `interface{}`).
+    Str(String),
+}
+
+impl Go {
+    /// The value after the JSON round trip: every number a float64.
+    pub fn value(self) -> Value {
+        match self {
+            Go::Null => Value::Null,
+            Go::Bool(b) => Value::Bool(b),
+            Go::Int(i) => Value::Number(i as f64),
+            Go::Uint(u) => Value::Number(u as f64),
+            Go::Float(f) => Value::Number(f),
+            Go::Str(s) => Value::Str(s),
+        }
+    }
+
+    /// The map key sigs.k8s.io/yaml makes of it (`convertToJSONableObject`): ints in decimal,
+    /// floats as `strconv.FormatFloat(f, 'g', -1, 32)` (`.inf`, `-.inf`, `.nan` for the
+    /// non-finite), booleans as `true`/`false`; a uint64 or null key is an error.
+    pub fn key(&self) -> Result<String, &'static str> {
+        match self {
+            Go::Str(s) => Ok(s.clone()),
+            Go::Bool(b) => Ok(b.to_string()),
+            Go::Int(i) => Ok(i.to_string()),
+            Go::Float(f) => Ok(go_format_float32_g(*f)),
+            Go::Uint(_) => Err("uint64"),
+            Go::Null => Err("null"),
+        }
+    }
+}
+
+/// `strconv.FormatFloat(f, 'g', -1, 32)` with sigs.k8s.io/yaml's spellings of the non-finite.
+fn go_format_float32_g(f: f64) -> String {
+    let f = f as f32;
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { ".inf" } else { "-.inf" }.into();
+    }
+    // Shortest digits that read back as the same float32, and the decimal exponent.
+    let e = format!("{:e}", f.abs());
+    let (mantissa, exp) = e.split_once('e').expect("LowerExp has an exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let exp: i32 = exp.parse().expect("an exponent");
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    // %e when the exponent is < -4 or >= the precision (6 for the shortest form), else %f.
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{first}{dot}{rest}e{esign}{:02}", exp.abs())
+    } else {
+        format!("{sign}{}", f.abs())
+    }
+}
+
 /// Resolves an untagged plain scalar the way go-yaml v2 does.
 pub fn resolve_plain(text: &str) -> Resolved {
-    let plain = |value| Resolved {
-        value,
-        ambiguity: None,
-    };
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return plain(Value::Null),
-        ".nan" | ".NaN" | ".NAN" => return plain(Value::Number(f64::NAN)),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return plain(Value::Number(f64::INFINITY))
+    let (go, ambiguity) = plain(text);
+    Resolved {
+        value: go.value(),
+        ambiguity,
+    }
+}
+
+/// An untagged plain scalar as go-yaml v2 decodes it, and how a YAML 1.2 reader would differ.
+pub fn plain(text: &str) -> (Go, Option<&'static str>) {
+    let (_, go) = resolve(None, text);
+    let ambiguity = match &go {
+        Go::Bool(_) if !YAML12_BOOLS.contains(&text) => Some("a string in YAML 1.2"),
+        Go::Int(_) | Go::Uint(_) | Go::Float(_) if text.contains('_') => {
+            Some("a string in YAML 1.2 (underscores are not digit separators there)")
         }
-        "-.inf" | "-.Inf" | "-.INF" => return plain(Value::Number(f64::NEG_INFINITY)),
+        Go::Int(_) | Go::Uint(_) if is_legacy_octal(text) => {
+            Some("a decimal integer in YAML 1.2 (a leading 0 is octal only in YAML 1.1)")
+        }
+        Go::Int(_) | Go::Uint(_) if text.trim_start_matches(['+', '-']).starts_with("0b") => {
+            Some("a string in YAML 1.2 (0b binary is YAML 1.1 only)")
+        }
+        // go-yaml keeps a float that overflows float64 as its text; YAML 1.2 reads infinity.
+        Go::Str(_) if yaml_style_float(text) && text.parse::<f64>().is_ok_and(f64::is_infinite) => {
+            Some("an infinite number in YAML 1.2")
+        }
+        _ => None,
+    };
+    (go, ambiguity)
+}
+
+/// go-yaml v2 `resolve(tag, in)`: the resolved tag (`"str"`, `"int"`, ...) and the value.
+/// `tag` is the suffix of an explicit `tag:yaml.org,2002:` tag (None: untagged plain).
+fn resolve(tag: Option<&str>, text: &str) -> (&'static str, Go) {
+    let tag = tag.unwrap_or("");
+    let hint = match text.as_bytes().first() {
+        None => b'N',
+        Some(b'+' | b'-') => b'S',
+        Some(b'0'..=b'9') => b'D',
+        Some(b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O' | b'~') => b'M',
+        Some(b'.') => b'.',
+        Some(_) => 0,
+    };
+    let str = || ("str", Go::Str(text.to_owned()));
+    if hint == 0 || tag == "str" || tag == "binary" {
+        return str();
+    }
+    // resolveMap
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return ("null", Go::Null),
+        ".nan" | ".NaN" | ".NAN" => return ("float", Go::Float(f64::NAN)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return ("float", Go::Float(f64::INFINITY))
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return ("float", Go::Float(f64::NEG_INFINITY)),
+        "<<" => return ("merge", Go::Str(text.to_owned())),
         _ => {}
     }
-    if TRUE_WORDS.contains(&text) || FALSE_WORDS.contains(&text) {
-        let b = TRUE_WORDS.contains(&text);
-        let ambiguity = (!YAML12_BOOLS.contains(&text)).then_some("a string in YAML 1.2");
-        return Resolved {
-            value: Value::Bool(b),
-            ambiguity,
-        };
+    if TRUE_WORDS.contains(&text) {
+        return ("bool", Go::Bool(true));
     }
-    let first = text.as_bytes()[0];
-    match first {
-        b'.' => match text.parse::<f64>() {
-            Ok(f) if go_float_syntax(text) => plain(Value::Number(f)),
-            _ => plain(Value::Str(text.to_owned())),
-        },
-        b'0'..=b'9' | b'+' | b'-' => resolve_numeric(text),
-        _ => plain(Value::Str(text.to_owned())),
+    if FALSE_WORDS.contains(&text) {
+        return ("bool", Go::Bool(false));
     }
-}
-
-/// Digits or a sign first: timestamp (kept as its text), int, float, binary; else string.
-fn resolve_numeric(text: &str) -> Resolved {
-    let plain = |value| Resolved {
-        value,
-        ambiguity: None,
-    };
-    if is_timestamp(text) {
-        // go-yaml v2 keeps timestamp-like values as their text when decoding into interface{}.
-        return plain(Value::Str(text.to_owned()));
-    }
-    let stripped: String = text.chars().filter(|&c| c != '_').collect();
-    let had_underscore = stripped.len() != text.len();
-    if let Some(n) = go_parse_int_base0(&stripped) {
-        let ambiguity = if had_underscore {
-            Some("a string in YAML 1.2 (underscores are not digit separators there)")
-        } else if is_legacy_octal(&stripped) {
-            Some("a decimal integer in YAML 1.2 (a leading 0 is octal only in YAML 1.1)")
-        } else if stripped.trim_start_matches(['+', '-']).starts_with("0b") {
-            Some("a string in YAML 1.2 (0b binary is YAML 1.1 only)")
-        } else {
-            None
-        };
-        return Resolved {
-            value: Value::Number(n),
-            ambiguity,
-        };
-    }
-    if yaml_style_float(&stripped) {
-        if let Ok(f) = stripped.parse::<f64>() {
-            let ambiguity = had_underscore
-                .then_some("a string in YAML 1.2 (underscores are not digit separators there)");
-            return Resolved {
-                value: Value::Number(f),
-                ambiguity,
-            };
+    match hint {
+        // strconv.ParseFloat of the text as written (underscores included).
+        b'.' => {
+            if let Some(f) = go_parse_float(text) {
+                return ("float", Go::Float(f));
+            }
         }
+        b'D' | b'S' => {
+            if (tag.is_empty() || tag == "timestamp") && is_timestamp(text) {
+                // Decoded into interface{}, a timestamp stays its text.
+                return ("timestamp", Go::Str(text.to_owned()));
+            }
+            let plain: String = text.chars().filter(|&c| c != '_').collect();
+            match go_parse_int_base0(&plain) {
+                Some(Go::Int(i)) => return ("int", Go::Int(i)),
+                Some(Go::Uint(u)) => return ("int", Go::Uint(u)),
+                _ => {}
+            }
+            // ParseFloat fails on overflow (ErrRange): the text stays a string.
+            if yaml_style_float(&plain) {
+                if let Some(f) = go_parse_float(&plain) {
+                    return ("float", Go::Float(f));
+                }
+            }
+            // `0b`/`-0b` retries: ParseInt(base 0) already read every form they accept.
+        }
+        _ => {}
     }
-    plain(Value::Str(text.to_owned()))
+    str()
 }
 
-/// `strconv.ParseInt(s, 0, 64)` falling back to `ParseUint(s, 0, 64)` (as go-yaml does), as f64.
-fn go_parse_int_base0(s: &str) -> Option<f64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'+' => (false, &s[1..]),
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
+/// A scalar with an explicit `tag:yaml.org,2002:<suffix>` tag (`!!int "7"`), as go-yaml v2's
+/// `decoder.scalar` reads it: `str` and unknown tags keep the text, `binary` is base64-decoded,
+/// the others resolve the text whatever its quoting and must resolve to their own type (an int
+/// is accepted as a float); anything else is go-yaml's "cannot decode" error.
+pub fn resolve_tagged(suffix: &str, text: &str) -> Result<Go, String> {
+    match suffix {
+        "str" => return Ok(Go::Str(text.to_owned())),
+        "binary" => {
+            return base64_std_decode(text)
+                .map(|b| Go::Str(String::from_utf8_lossy(&b).into_owned()))
+                .ok_or_else(|| "!!binary value contains invalid base64 data".to_owned())
+        }
+        "bool" | "int" | "float" | "null" | "timestamp" => {}
+        _ => return Ok(Go::Str(text.to_owned())),
+    }
+    let (rtag, go) = resolve(Some(suffix), text);
+    match (suffix, rtag, go) {
+        (want, got, go) if want == got => Ok(go),
+        ("float", "int", Go::Int(i)) => Ok(Go::Float(i as f64)),
+        (want, got, _) => Err(format!("cannot decode !!{got} `{text}` as a !!{want}")),
+    }
+}
+
+/// Go's `base64.StdEncoding.DecodeString` (padding required; `\r` and `\n` skipped).
+fn base64_std_decode(text: &str) -> Option<Vec<u8>> {
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
     };
-    let (radix, digits) =
-        if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-            (16, d)
-        } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-            (2, d)
-        } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-            (8, d)
-        } else if body.len() > 1 && body.starts_with('0') {
-            (8, &body[1..])
-        } else {
-            (10, body)
-        };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+    let chars: Vec<u8> = text
+        .bytes()
+        .filter(|c| !matches!(c, b'\r' | b'\n'))
+        .collect();
+    if chars.len() % 4 != 0 {
         return None;
     }
-    let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    if neg {
-        // ParseInt range: down to -2^63. ParseUint never accepts a sign.
-        (magnitude <= 1u64 << 63).then(|| -(magnitude as f64))
+    let mut out = Vec::new();
+    for (i, quad) in chars.chunks(4).enumerate() {
+        let last = i + 1 == chars.len() / 4;
+        let pads = quad.iter().rev().take_while(|c| **c == b'=').count();
+        if pads > 2 || (pads > 0 && !last) {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &c in &quad[..4 - pads] {
+            n = (n << 6) | u32::from(sextet(c)?);
+        }
+        n <<= 6 * pads as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // Go rejects non-zero bits in the padding of the last quantum only in strict mode.
+        out.extend_from_slice(&bytes[..3 - pads]);
+    }
+    Some(out)
+}
+
+/// `strconv.ParseFloat(s, 64)` for the decimal forms go-yaml hands it (a leading `.`, or text
+/// matching its float pattern): underscores only between digits, and an error — hence `None` —
+/// when the number overflows float64.
+fn go_parse_float(s: &str) -> Option<f64> {
+    if s.contains('_') && !go_underscore_ok(s) {
+        return None;
+    }
+    let t: String = s.chars().filter(|&c| c != '_').collect();
+    if !yaml_style_float(&t) {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// strconv's `underscoreOK`: underscores only between digits (or after a base prefix).
+fn go_underscore_ok(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if s.len() >= 2 && s[0] == b'0' && matches!(s[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = s[1].eq_ignore_ascii_case(&b'x');
+    }
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+            continue;
+        }
+        if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+            continue;
+        }
+        if saw == b'_' {
+            return false;
+        }
+        saw = b'!';
+    }
+    saw != b'_'
+}
+
+/// `strconv.ParseInt(s, 0, 64)` (an int), else `ParseUint(s, 0, 64)` (a uint64), as go-yaml
+/// tries them; `s` has no underscores left.
+fn go_parse_int_base0(s: &str) -> Option<Go> {
+    let (sign, body) = match s.as_bytes().first()? {
+        b'+' => (Some(false), &s[1..]),
+        b'-' => (Some(true), &s[1..]),
+        _ => (None, s),
+    };
+    let (radix, digits) = if body.len() >= 3 && body.starts_with('0') {
+        match body.as_bytes()[1].to_ascii_lowercase() {
+            b'x' => (16, &body[2..]),
+            b'b' => (2, &body[2..]),
+            b'o' => (8, &body[2..]),
+            _ => (8, &body[1..]),
+        }
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, &body[1..])
     } else {
-        Some(magnitude as f64)
+        (10, body)
+    };
+    if (digits.is_empty() && body != "0") || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = if digits.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(digits, radix).ok()?
+    };
+    match sign {
+        // ParseInt range: down to -2^63. ParseUint never accepts a sign.
+        Some(true) if magnitude <= 1u64 << 63 => Some(Go::Int((magnitude as i64).wrapping_neg())),
+        Some(true) => None,
+        _ if magnitude < 1u64 << 63 => Some(Go::Int(magnitude as i64)),
+        Some(false) => None,
+        None => Some(Go::Uint(magnitude)),
     }
 }
 
@@ -173,13 +377,6 @@ fn yaml_style_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Go's `strconv.ParseFloat` accepts a little more than Rust's (hex floats, underscores); for a
-/// scalar that starts with '.', only the decimal forms matter, which both accept alike.
-fn go_float_syntax(s: &str) -> bool {
-    s.bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-}
-
 /// go-yaml v2 `parseTimestamp`: exactly four digits then '-', then one of its accepted layouts.
 fn is_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
@@ -202,6 +399,18 @@ fn is_timestamp(s: &str) -> bool {
             && (1..=max).contains(&p.parse::<u32>().unwrap_or(0))
     };
     if !num(m, 12) || !num(d, 31) {
+        return false;
+    }
+    // time.Parse checks the day against the month ("day out of range" for 2023-02-29).
+    let year: u32 = s[..4].parse().unwrap_or(0);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match m.parse::<u32>().unwrap_or(0) {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if d.parse::<u32>().unwrap_or(0) > days {
         return false;
     }
     let Some((sep, time)) = time else { return true };
@@ -283,6 +492,82 @@ mod tests {
         assert_eq!(num("1e"), None);
         assert!(resolve_plain("0755").ambiguity.is_some());
         assert!(resolve_plain("10").ambiguity.is_none());
+    }
+
+    #[test]
+    fn floats_that_overflow_stay_text() {
+        // strconv.ParseFloat fails with ErrRange, so go-yaml keeps the text (not +Inf).
+        for t in ["1e400", "-1e400", ".5e400", "+1e999"] {
+            let r = resolve_plain(t);
+            assert_eq!(r.value, Value::Str(t.into()), "{t}");
+            assert!(r.ambiguity.is_some(), "{t}: YAML 1.2 reads infinity");
+        }
+        assert_eq!(num("1e-400"), Some(0.0)); // underflow is no error
+    }
+
+    #[test]
+    fn underscores_as_strconv_reads_them() {
+        // After a leading '.', go-yaml hands the text to ParseFloat as written: underscores
+        // between digits are fine there.
+        assert_eq!(num(".5_0"), Some(0.5));
+        assert_eq!(num(".5e3_0"), Some(0.5e30));
+        assert!(matches!(resolve_plain("._5").value, Value::Str(_)));
+        assert!(matches!(resolve_plain(".5_").value, Value::Str(_)));
+        assert_eq!(num("0x_1F"), Some(31.0));
+        assert_eq!(num("1_"), Some(1.0)); // go-yaml strips every `_` before ParseInt
+    }
+
+    #[test]
+    fn keys_are_stringified_as_sigs_yaml_does() {
+        let key = |t: &str| plain(t).0.key();
+        assert_eq!(key("9007199254740993"), Ok("9007199254740993".into())); // exact int
+        assert_eq!(
+            key("-9223372036854775808"),
+            Ok("-9223372036854775808".into())
+        );
+        assert_eq!(key("12345678901234567890"), Err("uint64"));
+        assert_eq!(key("~"), Err("null"));
+        // strconv.FormatFloat(f, 'g', -1, 32)
+        assert_eq!(key("1e3"), Ok("1000".into()));
+        assert_eq!(key("1e7"), Ok("1e+07".into()));
+        assert_eq!(key("1e21"), Ok("1e+21".into()));
+        assert_eq!(key("1e-5"), Ok("1e-05".into()));
+        assert_eq!(key("0.0001"), Ok("0.0001".into()));
+        assert_eq!(key("123456789.5"), Ok("1.2345679e+08".into()));
+        assert_eq!(key("100000.5"), Ok("100000.5".into()));
+        assert_eq!(key("-0.0"), Ok("-0".into()));
+        assert_eq!(key("1e39"), Ok(".inf".into())); // beyond float32
+        assert_eq!(key("-.Inf"), Ok("-.inf".into()));
+        assert_eq!(key(".nan"), Ok(".nan".into()));
+        assert_eq!(key("0x1F"), Ok("31".into()));
+        assert_eq!(key("on"), Ok("true".into()));
+    }
+
+    #[test]
+    fn explicit_tags_as_go_yaml_decodes_them() {
+        let t = |tag: &str, text: &str| resolve_tagged(tag, text).map(Go::value);
+        assert_eq!(t("int", "7"), Ok(Value::Number(7.0)));
+        assert_eq!(t("int", "0x10"), Ok(Value::Number(16.0)));
+        assert_eq!(t("float", "2"), Ok(Value::Number(2.0)));
+        assert_eq!(t("bool", "yes"), Ok(Value::Bool(true)));
+        assert_eq!(t("null", ""), Ok(Value::Null));
+        assert_eq!(t("str", "0755"), Ok(Value::Str("0755".into())));
+        assert_eq!(t("binary", "aGVsbG8="), Ok(Value::Str("hello".into())));
+        assert_eq!(
+            t("timestamp", "2024-01-02"),
+            Ok(Value::Str("2024-01-02".into()))
+        );
+        assert_eq!(t("map", "x"), Ok(Value::Str("x".into())));
+        for (tag, text) in [
+            ("int", "1.5"),
+            ("float", "12345678901234567890"),
+            ("bool", "1"),
+            ("null", "x"),
+            ("binary", "!!"),
+            ("timestamp", "2023-02-29"),
+        ] {
+            assert!(t(tag, text).is_err(), "!!{tag} {text}");
+        }
     }
 
     #[test]

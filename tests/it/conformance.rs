@@ -67,13 +67,19 @@ web:
   region: us
   subOnly: s
   labels: {tier: backend}
+  deep: {inner: {fromSub: 1}, subOnly: 2}
 port: 80
 image: {repository: r, tag: ""}
 fromParent: default
 args: [a, b]
 "#,
     ),
-    ("parent/charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.2.0\n"),
+    (
+        "parent/charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.2.0\ndependencies:\n  - name: leaf\n    alias: lf\n    version: 0.1.0\n    condition: lf.enabled\n",
+    ),
+    ("parent/charts/web/charts/leaf/Chart.yaml", "apiVersion: v2\nname: leaf\nversion: 0.1.0\n"),
+    ("parent/charts/web/charts/leaf/values.yaml", "enabled: false\nglobal: {deep: {inner: {fromLeaf: 1}}}\n"),
     ("parent/charts/web/values.yaml", "enabled: true\ntitle: default\nglobal: {}\nexports: {data: {shared: w, replicas: 9}}\ncfg: {a: 1}\n"),
 ];
 
@@ -114,6 +120,32 @@ const CASES: &[(&str, &[&str], bool)] = &[
     ("import-values rank below the parent's own values", &["webcfg: {b: 2}\n"], false),
     ("import-values from a disabled subchart are not imported", &["web: {enabled: false}\n"], false),
     ("subchart key holding a scalar is a type mismatch", &["sub-a: 3\n"], true),
+    (
+        "global tables nested two deep are shared with the parent (copyMap is shallow)",
+        &["global: {deep: {inner: {fromUser: 1}}}\nsub-b: {global: {deep: {inner: {fromAlias: 2}}}}\n"],
+        false,
+    ),
+    (
+        "nested alias: enabling sees the raw subchart name (the lf condition is not found)",
+        &["web: {leaf: {enabled: false}}\n"],
+        false,
+    ),
+    ("nested alias condition set by the user", &["web: {lf: {enabled: true, x: 1}}\n"], false),
+    (
+        "a top-level key named like a subchart's subchart is a type mismatch",
+        &["lf: 3\n"],
+        true,
+    ),
+    (
+        "import-values of a subchart disabled by its condition are not imported",
+        &["web: {enabled: false, exports: {data: {fromParent: 1}}}\n"],
+        false,
+    ),
+    (
+        "YAML 1.1 keys, explicit tags and floats beyond float64",
+        &["k:\n  1e7: a\n  9007199254740993: b\n  0.1: c\n  .inf: d\n  -0.0: e\nt: {i: !!int \"7\", f: !!float 2, b: !!binary aGk=, s: !!str 0755}\nbig: [1e400, .5e400, .5_0]\n\"<<\": {q: 1}\nm: {w: 3, <<: {w: 1}}\n"],
+        false,
+    ),
 ];
 
 fn write_chart(dir: &Path) {

@@ -5,11 +5,14 @@
 //!   `STACK_TEST_REQUIRE=all`.
 //! - `bench`  benchmarks that print ratios against an anchor measured in the same run.
 //! - `env`    prints the `export` lines that put the cached tools on PATH.
+//! - `fuzz-values` runs the differential test of value composition against real helm with many
+//!   generated cases (default 5000) and a time-based seed (`--cases N --seed S`).
 
 // Chores drive tools directly; the one-spawner rule (clippy.toml) is for the product crate.
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
+mod fuzz;
 mod rig;
 mod tools;
 
@@ -28,8 +31,9 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench::run(rest),
         Some("rig") => rig::run(rest),
+        Some("fuzz-values") => fuzz::run(rest),
         _ => bail!(
-            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]>\n\
+            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]|fuzz-values [--cases N] [--seed S]>\n\
              see xtask/src/main.rs for what each task does"
         ),
     }

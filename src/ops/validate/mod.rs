@@ -171,6 +171,14 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             }
             let composed = values::compose::compose(&chart, &user);
             values::checks::clashes(&composed.clashes, &mut out);
+            // What else makes Helm refuse to render (found by the differential tests).
+            for (origin, message) in &composed.errors {
+                out.push(Finding::new(
+                    Rule::HelmRefuses,
+                    Some(origin.clone()),
+                    message.clone(),
+                ));
+            }
             let root = yaml::Node {
                 value: Value::Map(composed.values.clone()),
                 origin: crate::config::file_origin(&t.file),
