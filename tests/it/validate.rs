@@ -743,7 +743,7 @@ fn values_command_shows_what_the_templates_receive() {
             "ci/kind",
             "--origin",
             "--set-string",
-            "replicas=3",
+            "ingress.host=3",
         ],
     );
     let yaml = text(&out.stdout);
@@ -752,8 +752,16 @@ fn values_command_shows_what_the_templates_receive() {
         "{yaml}"
     );
     assert!(
-        yaml.contains("replicas: \"3\"  # (--set-string):1:1\n"),
+        yaml.contains("  host: \"3\"  # (--set-string):1:9\n"),
         "{yaml}"
+    );
+    // A key the chart's schema forbids: Helm refuses to render, and so does `values`.
+    let out = stack(root, &["values", "ci/kind", "--set-string", "replicas=3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("unexpected key(s) replicas"),
+        "{}",
+        text(&out.stderr)
     );
     assert!(yaml.contains("    cloud: aws  # envs/aws.yaml:"), "{yaml}");
     let out = stack(root, &["values", "ci/kind", "--origin", "--format", "json"]);
