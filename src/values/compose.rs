@@ -72,12 +72,96 @@ pub fn merge_maps(dst: &mut Map, src: &Map) {
 
 /// The full composition for one target: `user` is the merged user layers.
 pub fn compose<'c>(chart: &'c Chart, user: &Map) -> Composed<'c> {
+    compose_cached(chart, user, &BakeCache::default())
+}
+
+/// Baked defaults per enabled structure, shared by the targets of one run: `bake` depends on which
+/// subcharts are enabled and on the charts' own values, never on the user's values, so targets
+/// that enable the same subcharts share the work (what keeps `validate` linear and fast). One
+/// cache serves one chart: its keys are the enabled structure only.
+#[derive(Default)]
+pub struct BakeCache {
+    baked: std::sync::Mutex<std::collections::HashMap<String, Baked>>,
+}
+
+#[derive(Clone)]
+struct Baked {
+    /// Every tree node's values after `bake`, in preorder.
+    values: Vec<Map>,
+    fatal: Vec<Clash>,
+    errors: Vec<(Origin, String)>,
+}
+
+/// The enabled structure of a tree: keys, disabled keys and children, recursively.
+fn signature(tree: &Tree<'_>, out: &mut String) {
+    out.push_str(&tree.key);
+    out.push('[');
+    for (k, _) in &tree.disabled {
+        out.push_str(k);
+        out.push(',');
+    }
+    out.push_str("](");
+    for c in &tree.children {
+        signature(c, out);
+        out.push(';');
+    }
+    out.push(')');
+}
+
+fn baked_values(tree: &Tree<'_>, out: &mut Vec<Map>) {
+    out.push(tree.values.clone());
+    for c in &tree.children {
+        baked_values(c, out);
+    }
+}
+
+fn restore_baked(tree: &mut Tree<'_>, values: &mut impl Iterator<Item = Map>) {
+    if let Some(v) = values.next() {
+        tree.values = v;
+    }
+    for c in &mut tree.children {
+        restore_baked(c, values);
+    }
+}
+
+/// [`compose`] reusing the baked defaults of earlier targets with the same enabled structure.
+pub fn compose_cached<'c>(chart: &'c Chart, user: &Map, cache: &BakeCache) -> Composed<'c> {
     // Helm coalesces three times (enabling, importing, rendering) and fails on the first
     // "type mismatch" of any of them; the earlier two can hit ones the last never sees.
     let mut fatal = Vec::new();
     let mut errors = Vec::new();
     let mut tree = enabled_tree(chart, String::new(), user, "", &mut fatal);
-    bake(&mut tree, &mut fatal, &mut errors);
+    let mut key = String::new();
+    signature(&tree, &mut key);
+    let hit = cache
+        .baked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    match hit {
+        Some(b) => {
+            restore_baked(&mut tree, &mut b.values.into_iter());
+            fatal.extend(b.fatal);
+            errors.extend(b.errors);
+        }
+        None => {
+            let (mut bake_fatal, mut bake_errors) = (Vec::new(), Vec::new());
+            bake(&mut tree, &mut bake_fatal, &mut bake_errors);
+            let mut values = Vec::new();
+            baked_values(&tree, &mut values);
+            cache.baked.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                key,
+                Baked {
+                    values,
+                    fatal: bake_fatal.clone(),
+                    errors: bake_errors.clone(),
+                },
+            );
+            fatal.extend(bake_fatal);
+            errors.extend(bake_errors);
+        }
+    }
     let values = go::copy(user);
     let mut clashes = Vec::new();
     coalesce(&tree, &values, "", false, &mut clashes);

@@ -174,7 +174,13 @@ fn helm_values(helm: &Path, dir: &Path, files: &[String]) -> Result<serde_json::
     serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))
 }
 
-fn stack_values(dir: &Path, files: &[String]) -> (serde_json::Value, Vec<compose::Clash>) {
+/// Composes through `cache` (shared by every case, as validate shares it across targets) and checks
+/// the result equals an uncached composition.
+fn stack_values(
+    dir: &Path,
+    files: &[String],
+    cache: &compose::BakeCache,
+) -> (serde_json::Value, Vec<compose::Clash>) {
     let chart = chart::load(&dir.join("parent"), "parent").expect("chart loads");
     let mut user = yaml::Map::new();
     for f in files {
@@ -185,7 +191,16 @@ fn stack_values(dir: &Path, files: &[String]) -> (serde_json::Value, Vec<compose
         };
         compose::merge_maps(&mut user, &m);
     }
-    let composed = compose::compose(&chart, &user);
+    let composed = compose::compose_cached(&chart, &user, cache);
+    let fresh = compose::compose(&chart, &user);
+    assert_eq!(
+        composed.values, fresh.values,
+        "a cached bake changed the values"
+    );
+    assert_eq!(
+        composed.clashes, fresh.clashes,
+        "a cached bake changed the clashes"
+    );
     (Value::Map(composed.values).to_json(), composed.clashes)
 }
 
@@ -214,6 +229,7 @@ fn composition_matches_real_helm() {
     let tmp = tempfile::tempdir().unwrap();
     write_chart(tmp.path());
     let mut failures = Vec::new();
+    let cache = compose::BakeCache::default();
     for (i, (name, layers, helm_fails)) in CASES.iter().enumerate() {
         let files: Vec<String> = layers
             .iter()
@@ -225,7 +241,7 @@ fn composition_matches_real_helm() {
             })
             .collect();
         let theirs = helm_values(&helm, tmp.path(), &files);
-        let (ours, clashes) = stack_values(tmp.path(), &files);
+        let (ours, clashes) = stack_values(tmp.path(), &files, &cache);
         match (theirs, helm_fails) {
             (Err(e), true) => {
                 assert!(

@@ -158,6 +158,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
 
     let policy = &project.config.envs.policy.image_tags;
     let parity = &project.config.envs.policy.parity;
+    let bake_cache = values::compose::BakeCache::default();
     let per_target: Vec<(Vec<Finding>, Vec<Option<yaml::Node>>)> = targets
         .par_iter()
         .map(|t| {
@@ -169,7 +170,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
             if let Err(e) = apply_set(&mut user, &opts.set) {
                 out.push(Finding::new(Rule::HelmRefuses, None, e.to_string()));
             }
-            let composed = values::compose::compose(&chart, &user);
+            let composed = values::compose::compose_cached(&chart, &user, &bake_cache);
             values::checks::clashes(&composed.clashes, &mut out);
             // What else makes Helm refuse to render (found by the differential tests).
             for (origin, message) in &composed.errors {
