@@ -150,14 +150,18 @@ pub fn compose_cached<'c>(chart: &'c Chart, user: &Map, cache: &BakeCache) -> Co
             bake(&mut tree, &mut bake_fatal, &mut bake_errors);
             let mut values = Vec::new();
             baked_values(&tree, &mut values);
-            cache.baked.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                key,
-                Baked {
-                    values,
-                    fatal: bake_fatal.clone(),
-                    errors: bake_errors.clone(),
-                },
-            );
+            cache
+                .baked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    key,
+                    Baked {
+                        values,
+                        fatal: bake_fatal.clone(),
+                        errors: bake_errors.clone(),
+                    },
+                );
             fatal.extend(bake_fatal);
             errors.extend(bake_errors);
         }

@@ -1,14 +1,19 @@
 //! Differential tests of value composition against real Helm, on generated projects.
 //!
 //! A seeded generator (splitmix64, no crates) writes one temp project per case: an umbrella chart
-//! `charts/app` whose subcharts live under `charts/app/charts/` (`sub` twice, as `a1` and as `a2`
-//! behind a condition — sometimes a comma list —, `web` behind a tag, sometimes a condition and
-//! `import-values`, sometimes with a nested `leaf` subchart of its own), chart defaults with
-//! globals at both levels, nulls, lists, nested and empty maps; then random env layers
-//! `envs/<cloud>.yaml`, `envs/<type>/default.yaml`, `envs/<type>/<name>.yaml` over a key vocabulary
-//! that overlaps the defaults (so merges, null deletions and type clashes really happen), written
-//! with YAML 1.1 scalars, quoting, block scalars, anchors, aliases and merge keys, comments,
-//! duplicate keys and odd map keys; sometimes `--set`/`--set-string`/`--set-json`/`--set-literal`.
+//! `charts/app` whose subcharts live under `charts/app/charts/` (`sub` twice, as `a1` — sometimes
+//! behind a condition — and as `a2` behind a condition, sometimes a comma list; `web` behind a
+//! tag, sometimes a condition and `import-values` (string and map forms, two into one place);
+//! sometimes a nested `leaf` subchart of web (aliased, conditioned or tagged) and an undeclared
+//! subchart), chart defaults with globals at both levels, nulls, lists, nested and empty maps,
+//! sometimes values.schema.json files; then random env layers `envs/<cloud>.yaml` (sometimes two
+//! clouds and `--cloud`), `envs/<type>/default.yaml`, `envs/<type>/<name>.yaml` over a key
+//! vocabulary that overlaps the defaults (so merges, null deletions and type clashes really
+//! happen), written with YAML 1.1 scalars (booleans, octal/hex/binary, underscores, floats beyond
+//! float64, big integers, timestamps), quoting, explicit tags, block scalars, flow and block
+//! collections, anchors, aliases and merge keys, comments, explicit `?` keys, duplicate keys, odd
+//! map keys, CRLF line ends, a byte order mark, multi-document files; scalars or lists where a
+//! subchart's map goes; and sometimes `--set`/`--set-string`/`--set-json`/`--set-literal`.
 //!
 //! Each case runs the built `stack values <target> --format json [flags]` and real
 //! `helm template rel charts/app -f … [flags]` whose only template prints `{{ .Values | toJson }}`.
@@ -32,7 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The CI slice: bounded so the test takes well under a minute on a 2-core machine.
+/// The CI slice: 500 cases take about 18 s on this 2-core machine (about 40 s when it is busy).
 const DEFAULT_CASES: usize = 500;
 const DEFAULT_SEED: u64 = 0x005e_ed0f_57ac_4e1d;
 /// Every Nth case also checks `stack validate envs`.
@@ -167,7 +172,9 @@ const ODD_KEYS: &[(&str, Option<&str>)] = &[
     ("1e7", Some("1e+07")),
     ("0.1", Some("0.1")),
     ("123456789.5", Some("1.2345679e+08")),
-    ("1_000", Some("1000")),
+    // (Not `1_000` next to `1e3`: an int and a float key that both become "1000" — e.g. one
+    // brought in by a merge key — land in one Go map in random order: Helm's output varies.)
+    ("2_000", Some("2000")),
     ("+5", Some("5")),
     ("-0b11", Some("-3")),
     (".5", Some("0.5")),
@@ -728,7 +735,8 @@ impl Gen<'_> {
                 }
             };
             // Keys that Helm stringifies alike but that are different YAML keys (`1` and "1")
-            // collide in Go's map in random order: never two in one map.
+            // collide in Go's map in random order: never two in one map. (Merge keys can still
+            // bring such pairs together, hence no two odd keys share a spelling in ODD_KEYS.)
             if used.contains(&canon) {
                 continue;
             }
