@@ -908,3 +908,29 @@ fn a_symlink_loop_under_envs_is_read_once() {
         ["ci/kind", "live/acme-shop", "local/dev", "preview/pr"]
     );
 }
+
+#[test]
+fn a_nan_in_an_undeclared_subchart_is_refused_by_validate_as_by_values() {
+    let tmp = reference_copy();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("charts/app/charts/extra")).unwrap();
+    append(
+        root,
+        "charts/app/charts/extra/Chart.yaml",
+        "apiVersion: v2\nname: extra\nversion: 0.1.0\n",
+    );
+    append(root, "charts/app/charts/extra/values.yaml", "ratio: .nan\n");
+    let out = stack(root, &["validate", "envs", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "helm-refuses"
+                && f["location"]["file"] == "charts/app/charts/extra/values.yaml"),
+        "{doc}"
+    );
+    assert_eq!(stack(root, &["values", "ci/kind"]).status.code(), Some(1));
+}

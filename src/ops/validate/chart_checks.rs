@@ -23,7 +23,9 @@ fn values_notes(chart: &Chart, out: &mut Vec<Finding>) {
     let file = Arc::clone(&chart.values.origin.file);
     crate::values::checks::yaml_notes(&file, &chart.values_notes, out);
     crate::values::checks::helm_refusals(&chart.values, out);
-    for sub in chart.subcharts.iter().filter_map(|s| s.chart.as_deref()) {
+    // Undeclared subcharts under charts/ are loaded by Helm too: their values.yaml counts.
+    let declared = chart.subcharts.iter().filter_map(|s| s.chart.as_deref());
+    for sub in declared.chain(chart.undeclared.iter().map(|c| &**c)) {
         values_notes(sub, out);
     }
 }
