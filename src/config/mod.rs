@@ -339,6 +339,12 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Config, StackError> {
     let doc = yaml::parse(file, text).map_err(StackError::from_parse)?;
     let root = doc.root;
     let json = root.value.to_json();
+    // The schema is derived from these very types (deny_unknown_fields, same names and types), so
+    // a file serde accepts is one the schema accepts: compiling the schema (the larger part of a
+    // small `validate` run) is needed only to explain a file that does not deserialize.
+    if let Ok(config) = serde_json::from_value::<Config>(json.clone()) {
+        return check_api_version(config, &root);
+    }
     let schema = schema();
     let validator = jsonschema::validator_for(&schema).expect("stack.yaml schema compiles");
     let mut problems: Vec<(Origin, String, Option<String>)> = Vec::new();
@@ -400,6 +406,10 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Config, StackError> {
             "see `stack schema`",
         )
     })?;
+    check_api_version(config, &root)
+}
+
+fn check_api_version(config: Config, root: &yaml::Node) -> Result<Config, StackError> {
     if config.api_version != API_VERSION {
         let origin = root
             .value
