@@ -107,6 +107,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`write_atomic`] for a file stack owns, failing as a configuration error that names it.
+pub fn write_file(path: &Path, text: &str) -> Result<(), crate::error::StackError> {
+    write_atomic(path, text.as_bytes()).map_err(|e| {
+        crate::error::StackError::config(
+            None,
+            format!("cannot write {}: {e}", path.display()),
+            "check permissions",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,14 +35,10 @@ impl Record {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), StackError> {
-        let text = serde_json::to_string_pretty(self).expect("serializes");
-        crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
-            StackError::config(
-                None,
-                format!("cannot write {}: {e}", path.display()),
-                "check permissions",
-            )
-        })
+        crate::state::write_file(
+            path,
+            &serde_json::to_string_pretty(self).expect("serializes"),
+        )
     }
 
     /// Whether the deployed release is the one this record describes, at the recorded revision.

@@ -227,7 +227,7 @@ pub fn up(
         if opts.dry_run {
             return Ok(HelmStep::WouldUpgrade { command });
         }
-        write_file(
+        crate::state::write_file(
             &project.root.join(&overrides_rel),
             &serde_json::to_string_pretty(&overrides)?,
         )?;
@@ -310,17 +310,6 @@ fn wait_for_rollout(
                 })
             }
         }
-    })
-}
-
-/// Writes a generated file stack owns (whole or not at all).
-fn write_file(path: &std::path::Path, text: &str) -> Result<(), StackError> {
-    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
-        StackError::config(
-            None,
-            format!("cannot write {}: {e}", path.display()),
-            "check permissions",
-        )
     })
 }
 
