@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 findings or failed checks, 2 usage or configuration error, 3 missing external
 //! tool or daemon, 4 an external tool ran and failed (helm, kind, k3d, tofu: its command line, exit
-//! status and last stderr lines are shown), 70 an internal error (a bug in stack: a panic or a
+//! status and last stderr lines are shown, or it ran past its timeout), 130 cancelled (Ctrl-C), 70 an internal error (a bug in stack: a panic or a
 //! broken invariant). An I/O error that escapes to `main` unclassified counts as 2.
 
 use crate::yaml::{Origin, ParseError, Pos};
@@ -40,6 +40,9 @@ pub enum StackError {
         stderr_tail: String,
         hint: Option<String>,
     },
+    /// The user cancelled (Ctrl-C); whatever was running was stopped.
+    #[error("cancelled during {during}")]
+    Cancelled { during: String },
     /// A bug in stack: an invariant broke.
     #[error("internal error (a bug in stack, please report it): {message}")]
     Internal { message: String },
@@ -51,6 +54,7 @@ impl StackError {
             StackError::Usage { .. } | StackError::Config { .. } => 2,
             StackError::MissingTool { .. } | StackError::Unreachable { .. } => 3,
             StackError::ToolFailed { .. } => 4,
+            StackError::Cancelled { .. } => 130,
             StackError::Internal { .. } => 70,
         }
     }
@@ -62,6 +66,7 @@ impl StackError {
             | StackError::ToolFailed { hint, .. } => hint.as_deref(),
             StackError::MissingTool { .. }
             | StackError::Unreachable { .. }
+            | StackError::Cancelled { .. }
             | StackError::Internal { .. } => None,
         }
     }
@@ -97,6 +102,16 @@ impl StackError {
                     hint: Some(hint.into()),
                 }
             }
+            RunError::TimedOut { tool, cmd, after } => StackError::ToolFailed {
+                tool,
+                command: cmd,
+                status: -1,
+                stderr_tail: format!("stopped after {}s without finishing", after.as_secs()),
+                hint: Some(hint.into()),
+            },
+            RunError::Cancelled { cmd, .. } => StackError::Cancelled {
+                during: format!("`{cmd}`"),
+            },
         }
     }
 

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     };
     let format = cli.format;
     ui::set_color(cli.color);
+    stack::rt::install_ctrl_c();
     // A panic is a bug in stack: it gets its own exit code (70), never a user-error code.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
         .unwrap_or_else(|panic| {
@@ -49,6 +50,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         .into());
     }
+    let view = ui::events::View::new(
+        cli.format,
+        ui::events::Verbosity::from_flags(cli.quiet, cli.verbose),
+    );
     match cli.command {
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -89,9 +94,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 context: args.context,
             };
             let report = if up {
-                ops::cluster::up(&project, &host, &opts)?
+                ops::cluster::up(&project, &host, &opts, &view)?
             } else {
-                ops::cluster::down(&project, &host, &opts)?
+                ops::cluster::down(&project, &host, &opts, &view)?
             };
             ui::cluster::print_change(&report, cli.format)?;
             Ok(report.outcome())
@@ -102,8 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 images: args.images,
                 deliver: args.deliver,
                 dry_run: args.dry_run,
+                context: None,
             };
-            let view = ui::build::BuildView::new(cli.format);
             let report = ops::build::run(
                 &project,
                 &opts,
@@ -119,7 +124,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 dry_run: args.dry_run,
                 context: args.context,
             };
-            let view = ui::build::BuildView::new(cli.format);
             let host = tool::Host::from_env(&tool::RealRunner);
             let report = ops::up::up(&project, &host, &opts, &view)?;
             ui::up::print(&report, cli.format);
@@ -140,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 &tool::Host::from_env(&tool::RealRunner),
                 &opts,
                 args.cluster,
+                &view,
             )?;
             ui::up::print_down(&done, cli.format);
             Ok(done.outcome())

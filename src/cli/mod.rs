@@ -27,6 +27,12 @@ pub struct Cli {
         value_name = "WHEN"
     )]
     pub color: crate::ui::ColorChoice,
+    /// Quiet: only problems, failures and the result (no progress lines).
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Verbose: also every line the tools and image builds print.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

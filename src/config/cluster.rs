@@ -50,9 +50,11 @@ pub struct RegistryConfig {
     /// Registry container name. Default `<cluster>-registry`.
     #[serde(default)]
     pub name: Option<String>,
-    /// Port on 127.0.0.1 the registry is published on. Default 5001.
-    #[serde(default = "default_registry_port")]
-    pub host_port: u16,
+    /// Port on 127.0.0.1 the registry is published on. Default 5001 for kind and k3d; an
+    /// `existing` cluster has a registry (images are pushed to `localhost:<port>`) only when this
+    /// names the port of one it pulls from.
+    #[serde(default)]
+    pub host_port: Option<u16>,
     /// Registry image (kind provider). Default `registry:2`.
     #[serde(default = "default_registry_image")]
     pub image: String,
@@ -63,7 +65,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             enabled: true,
             name: None,
-            host_port: default_registry_port(),
+            host_port: None,
             image: default_registry_image(),
         }
     }
@@ -73,9 +75,8 @@ fn yes() -> bool {
     true
 }
 
-fn default_registry_port() -> u16 {
-    5001
-}
+/// The registry's host port for kind and k3d when `hostPort` is not set.
+pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
 
 fn default_registry_image() -> String {
     "registry:2".into()

@@ -74,7 +74,8 @@ pub struct Forward {
 }
 
 /// What a running forward reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ForwardEvent {
     /// The listener is up on 127.0.0.1:`port`.
     Listening { port: u16 },

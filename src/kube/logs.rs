@@ -30,7 +30,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// One line of a container's output.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LogLine {
     /// `<deployment>/<container>` for a Deployment's pod (or the StatefulSet, DaemonSet, Job that
     /// owns it), else `<pod>/<container>`: what the user named, stable across pod restarts.

@@ -69,6 +69,8 @@ impl Report for doctor::Report {
 pub mod build;
 pub mod cluster;
 pub mod doctor;
+pub mod events;
+pub mod plan;
 pub mod up;
 pub mod validate;
 pub mod values;

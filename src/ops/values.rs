@@ -4,8 +4,8 @@
 
 use crate::config::Project;
 use crate::diag::{Finding, Rule, Severity};
+use crate::envs;
 use crate::error::StackError;
-use crate::ops::validate::{self, discover, Target};
 use crate::values::{self, strvals::SetArg};
 use crate::yaml::Map;
 
@@ -29,38 +29,37 @@ pub struct Report {
 }
 
 pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
-    let chart_rel = discover::chart_dir(project)?;
-    let (targets, _cloud) = discover::targets(project, opts.cloud.as_deref())?;
-    let target = pick(&targets, &opts.target)?;
+    let chart_rel = envs::chart_dir(project)?;
+    let (targets, _cloud) = envs::targets(project, opts.cloud.as_deref())?;
+    let target = envs::named(&targets, &opts.target)?;
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
 
     let mut refusals = Vec::new();
-    let mut user = Map::new();
+    let mut parsed = Vec::new();
     for l in &target.layers {
-        let (layer, _notes) = validate::parse_layer(project, l)?;
-        refusals.extend(layer.refusals.iter().cloned());
-        values::compose::merge_maps(&mut user, &layer.root);
+        let (layer, _notes) = envs::parse_layer(project, l)?;
+        refusals.extend(layer.refusals);
+        parsed.push(layer.root);
     }
-    validate::apply_set(&mut user, &opts.set)?;
+    let composition = envs::compose(
+        &chart,
+        target,
+        &parsed,
+        &opts.set,
+        &values::compose::BakeCache::default(),
+    )?;
+    // A flag Helm fails on is the command line's problem: a usage error, as a malformed one.
+    if let Some(e) = composition.set_error {
+        return Err(e);
+    }
     chart_refusals(&chart, &mut Vec::new(), &mut refusals);
-    let composed = values::compose::compose(&chart, &user);
-    let mut clashes = Vec::new();
-    values::checks::clashes(&composed.clashes, &mut clashes);
-    refusals.extend(clashes.into_iter().filter(|f| f.rule == Rule::HelmRefuses));
-    for (origin, message) in &composed.errors {
-        refusals.push(Finding::new(
-            Rule::HelmRefuses,
-            Some(origin.clone()),
-            message.clone(),
-        ));
-    }
-    // Helm validates the coalesced values against the chart's and each enabled subchart's
-    // values.schema.json before rendering, and refuses on any violation.
-    let root = crate::yaml::Node {
-        value: crate::yaml::Value::Map(composed.values.clone()),
-        origin: crate::config::file_origin(&target.file),
-    };
-    values::schema::validate(&composed.tree, &composed.values, &root, "", &mut refusals)?;
+    // Helm only warns about a type clash that is not fatal, and renders.
+    refusals.extend(
+        composition
+            .findings
+            .into_iter()
+            .filter(|f| f.rule != Rule::TypeMismatch),
+    );
     for f in &mut refusals {
         f.severity = Severity::Error;
     }
@@ -74,7 +73,7 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report, StackError> {
     Ok(Report {
         target: target.name.clone(),
         layers,
-        values: composed.values,
+        values: composition.composed.values,
         refusals,
     })
 }
@@ -94,40 +93,5 @@ fn chart_refusals(
     let subs = chart.subcharts.iter().filter_map(|s| s.chart.as_deref());
     for sub in subs.chain(chart.undeclared.iter().map(|c| &**c)) {
         chart_refusals(sub, seen, out);
-    }
-}
-
-/// The target named `wanted`: its full name, else the only target whose last part it is.
-fn pick<'t>(targets: &'t [Target], wanted: &str) -> Result<&'t Target, StackError> {
-    if let Some(t) = targets.iter().find(|t| t.name == wanted) {
-        return Ok(t);
-    }
-    let by_last: Vec<&Target> = targets
-        .iter()
-        .filter(|t| t.name.rsplit('/').next() == Some(wanted))
-        .collect();
-    match by_last.as_slice() {
-        [one] => Ok(one),
-        [] => {
-            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            let hint = match values::checks::did_you_mean(wanted, &names) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("targets: {}", names.join(", ")),
-            };
-            Err(StackError::Usage {
-                message: format!("no env target `{wanted}`"),
-                hint: Some(hint),
-            })
-        }
-        many => Err(StackError::Usage {
-            message: format!("`{wanted}` names several targets"),
-            hint: Some(format!(
-                "say which: {}",
-                many.iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }),
     }
 }

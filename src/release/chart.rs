@@ -3,9 +3,9 @@
 //! subchart exists only as a `file://` source.
 
 use crate::config::Project;
+use crate::envs::Target;
 use crate::error::StackError;
-use crate::ops::validate::Target;
-use crate::tool::{Cmd, Host};
+use crate::tool::Cmd;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 /// renders only what is vendored under charts/). Offline for `file://` dependencies.
 pub fn vendor_dependencies(
     project: &Project,
-    host: &Host,
+    exec: &crate::ops::plan::Exec,
     helm: &Path,
     chart_rel: &str,
 ) -> Result<(), StackError> {
@@ -124,10 +124,12 @@ pub fn vendor_dependencies(
     let cmd = Cmd::new(helm)
         .cwd(&project.root)
         .args(["dependency", "build", chart_rel]);
-    host.runner.run(&cmd).map(|_| ()).map_err(|e| {
-        StackError::tool(
-            e,
-            format!("vendor the subcharts: `helm dependency build {chart_rel}`"),
-        )
-    })
+    exec.run("vendor the chart's file:// subcharts", &cmd)
+        .map(|_| ())
+        .map_err(|e| {
+            StackError::tool(
+                e,
+                format!("vendor the subcharts: `helm dependency build {chart_rel}`"),
+            )
+        })
 }

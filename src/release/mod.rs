@@ -16,6 +16,7 @@ mod record;
 pub use record::Record;
 
 use crate::error::StackError;
+use crate::ops::plan::Exec;
 use crate::tool::{Cmd, Host, Tool};
 use std::path::{Path, PathBuf};
 
@@ -192,15 +193,23 @@ impl<'a> Release<'a> {
         cmd
     }
 
-    /// Runs an upgrade built by [`Release::upgrade_cmd`] and returns the deployed status.
-    pub fn upgrade(&self, cmd: &Cmd) -> Result<Status, StackError> {
-        self.host.runner.run(cmd).map_err(|e| {
-            StackError::tool(
-                e,
-                "`stack validate envs --helm` reproduces template errors offline",
-            )
-        })?;
-        self.status().ok_or_else(|| StackError::Internal {
+    /// Runs an upgrade built by [`Release::upgrade_cmd`] through the stage's executor (announced,
+    /// output streamed) and returns the deployed status; `None` in a dry run.
+    pub fn upgrade(&self, cmd: &Cmd, exec: &Exec) -> Result<Option<Status>, StackError> {
+        let why = format!("install or upgrade release {}", self.name);
+        if exec
+            .run(&why, cmd)
+            .map_err(|e| {
+                StackError::tool(
+                    e,
+                    "`stack validate envs --helm` reproduces template errors offline",
+                )
+            })?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.status().map(Some).ok_or_else(|| StackError::Internal {
             message: format!(
                 "helm upgrade of {} succeeded but helm status finds no release",
                 self.name
@@ -213,7 +222,7 @@ impl<'a> Release<'a> {
     pub fn uninstall(
         &self,
         record: Option<&Record>,
-        dry_run: bool,
+        exec: &Exec,
     ) -> Result<Uninstalled, StackError> {
         let Some(status) = self.status() else {
             return Ok(Uninstalled::NotInstalled);
@@ -234,14 +243,13 @@ impl<'a> Release<'a> {
             });
         }
         let cmd = self.uninstall_cmd();
-        if dry_run {
-            return Ok(Uninstalled::Would(cmd.short_line()));
-        }
-        self.host
-            .runner
-            .run(&cmd)
+        let ran = exec
+            .run(&format!("uninstall release {}", self.name), &cmd)
             .map_err(|e| StackError::tool(e, "check the cluster with `stack cluster status`"))?;
-        Ok(Uninstalled::Removed)
+        Ok(match ran {
+            Some(_) => Uninstalled::Removed,
+            None => Uninstalled::Would(cmd.short_line()),
+        })
     }
 
     fn uninstall_cmd(&self) -> Cmd {
@@ -264,16 +272,17 @@ impl<'a> Release<'a> {
         })
     }
 
-    /// `helm rollback NAME REVISION --wait`.
-    pub fn rollback(&self, revision: u64) -> Result<(), StackError> {
+    /// `helm rollback NAME REVISION --wait`, through the stage's executor.
+    pub fn rollback(&self, revision: u64, exec: &Exec) -> Result<(), StackError> {
         let rev = revision.to_string();
         let cmd = self
             .target
             .helm(&self.helm, &["rollback", &self.name, &rev, "--wait"]);
-        self.host
-            .runner
-            .run(&cmd)
-            .map(|_| ())
-            .map_err(|e| StackError::tool(e, "see `helm history` for the revisions"))
+        exec.run(
+            &format!("roll {} back to revision {revision}", self.name),
+            &cmd,
+        )
+        .map(|_| ())
+        .map_err(|e| StackError::tool(e, "see `helm history` for the revisions"))
     }
 }

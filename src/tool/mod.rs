@@ -15,6 +15,7 @@ pub use recording::RecordingRunner;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// An argument or environment value; secrets never appear in `Display` or `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Cmd {
     pub env: Vec<(String, Arg)>,
     /// Bytes written to stdin (how secrets reach tools: `--password-stdin`).
     pub stdin: Option<Arg>,
+    /// Killed (and reported as timed out) when still running after this long.
+    pub timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -59,7 +62,13 @@ impl Cmd {
             cwd: None,
             env: Vec::new(),
             stdin: None,
+            timeout: None,
         }
+    }
+
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.timeout = Some(after);
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -168,7 +177,7 @@ impl Output {
     }
 }
 
-/// A process that could not be started or that failed: the command, status and output.
+/// A process that could not be started, that failed, ran too long or was cancelled.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("could not start `{cmd}`: {source}")]
@@ -184,6 +193,38 @@ pub enum RunError {
         cmd: String,
         output: Output,
     },
+    #[error("`{cmd}` was stopped after {}s without finishing", after.as_secs())]
+    TimedOut {
+        tool: String,
+        cmd: String,
+        after: Duration,
+    },
+    /// The user cancelled (Ctrl-C) while it ran; the process was killed.
+    #[error("`{cmd}` was cancelled")]
+    Cancelled { tool: String, cmd: String },
+}
+
+impl RunError {
+    fn spawn(cmd: &Cmd, source: std::io::Error) -> Self {
+        RunError::Spawn {
+            tool: cmd.tool_name(),
+            cmd: cmd.to_string(),
+            source,
+        }
+    }
+}
+
+/// Fails unless the exit status is 0.
+fn check(cmd: &Cmd, out: Output) -> Result<Output, RunError> {
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(RunError::Failed {
+            tool: cmd.tool_name(),
+            cmd: cmd.to_string(),
+            output: out,
+        })
+    }
 }
 
 /// The seam between stages and processes.
@@ -194,26 +235,33 @@ pub trait Runner: Send + Sync {
     /// Runs and fails unless the exit status is 0.
     fn run(&self, cmd: &Cmd) -> Result<Output, RunError> {
         let out = self.output(cmd)?;
-        if out.success() {
-            Ok(out)
-        } else {
-            Err(RunError::Failed {
-                tool: cmd.tool_name(),
-                cmd: cmd.to_string(),
-                output: out,
-            })
-        }
+        check(cmd, out)
+    }
+
+    /// As [`Runner::run`], handing each line of stdout and stderr to `on_line` as the tool prints
+    /// it (long `helm upgrade --wait` / `tofu apply` runs show progress). The output is still
+    /// captured whole. Fakes answer at once, then replay the lines.
+    fn stream(&self, cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<Output, RunError> {
+        let out = self.output(cmd)?;
+        out.stdout
+            .lines()
+            .chain(out.stderr.lines())
+            .for_each(&mut *on_line);
+        check(cmd, out)
     }
 }
 
-/// Runs real processes.
+/// Runs real processes: honours `Cmd::timeout` and the process's cancellation (`rt::token`),
+/// killing the child within 50 ms of either.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealRunner;
 
-impl Runner for RealRunner {
+/// How often a running child is checked for exit, timeout and cancellation.
+const POLL: Duration = Duration::from_millis(50);
+
+impl RealRunner {
     #[allow(clippy::disallowed_methods)] // the one place allowed to spawn
-    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
-        use std::io::Write;
+    fn spawn(cmd: &Cmd) -> Result<std::process::Child, RunError> {
         use std::process::{Command, Stdio};
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args);
@@ -229,25 +277,105 @@ impl Runner for RealRunner {
             Stdio::null()
         });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|source| RunError::Spawn {
-            tool: cmd.tool_name(),
-            cmd: cmd.to_string(),
-            source,
-        })?;
+        c.spawn().map_err(|e| RunError::spawn(cmd, e))
+    }
+
+    /// Spawns, feeds stdin, collects both pipes line by line (each line to `on_line` as it comes)
+    /// and waits — killing the child on timeout or cancellation.
+    fn wait(cmd: &Cmd, mut on_line: Option<&mut dyn FnMut(&str)>) -> Result<Output, RunError> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::mpsc;
+        let mut child = Self::spawn(cmd)?;
         if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
-            // A tool that exits before reading stdin is reported through its exit status.
-            let _ = stdin.write_all(data.expose().as_bytes());
+            let data = data.expose().to_owned();
+            // A tool that exits before reading stdin is reported through its exit status; a
+            // thread, so a tool that writes much before reading cannot deadlock us.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(data.as_bytes());
+            });
         }
-        let out = child.wait_with_output().map_err(|source| RunError::Spawn {
-            tool: cmd.tool_name(),
-            cmd: cmd.to_string(),
-            source,
-        })?;
+        let (tx, rx) = mpsc::channel::<(bool, String)>();
+        fn reader(pipe: impl Read + Send + 'static, err: bool, tx: mpsc::Sender<(bool, String)>) {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                    if tx
+                        .send((err, String::from_utf8_lossy(&buf).into_owned()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    buf.clear();
+                }
+            });
+        }
+        reader(child.stdout.take().expect("piped"), false, tx.clone());
+        reader(child.stderr.take().expect("piped"), true, tx);
+        let token = crate::rt::token();
+        let start = std::time::Instant::now();
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let mut status = None;
+        let mut exited_at = None;
+        loop {
+            match rx.recv_timeout(POLL) {
+                Ok((err, text)) => {
+                    if let Some(f) = on_line.as_deref_mut() {
+                        f(text.trim_end_matches(['\n', '\r']));
+                    }
+                    if err { &mut stderr } else { &mut stdout }.push_str(&text);
+                    continue;
+                }
+                // Both pipes closed: everything was read.
+                Err(mpsc::RecvTimeoutError::Disconnected) if status.is_some() => break,
+                Err(_) => {}
+            }
+            if status.is_none() {
+                status = child.try_wait().map_err(|e| RunError::spawn(cmd, e))?;
+                if status.is_some() {
+                    exited_at = Some(std::time::Instant::now());
+                    continue;
+                }
+                let stop = if token.is_cancelled() {
+                    Some(RunError::Cancelled {
+                        tool: cmd.tool_name(),
+                        cmd: cmd.to_string(),
+                    })
+                } else {
+                    cmd.timeout
+                        .filter(|t| start.elapsed() >= *t)
+                        .map(|after| RunError::TimedOut {
+                            tool: cmd.tool_name(),
+                            cmd: cmd.to_string(),
+                            after,
+                        })
+                };
+                if let Some(e) = stop {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            } else if exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+                // A grandchild kept the pipes open after the tool exited: do not wait for it.
+                break;
+            }
+        }
         Ok(Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout,
+            stderr,
         })
+    }
+}
+
+impl Runner for RealRunner {
+    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        Self::wait(cmd, None)
+    }
+
+    fn stream(&self, cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<Output, RunError> {
+        let out = Self::wait(cmd, Some(on_line))?;
+        check(cmd, out)
     }
 }
 
@@ -285,6 +413,30 @@ mod tests {
             .run(&Cmd::new("sh").args(["-c", "exit 2"]))
             .unwrap_err();
         assert!(err.to_string().contains("exit status 2"));
+    }
+
+    #[test]
+    fn streaming_hands_over_lines_as_they_come_and_a_timeout_kills() {
+        let mut lines = Vec::new();
+        let out = RealRunner
+            .stream(
+                &Cmd::new("sh").args(["-c", "echo one; echo two >&2; echo three"]),
+                &mut |l| lines.push(l.to_owned()),
+            )
+            .unwrap();
+        lines.sort();
+        assert_eq!(lines, ["one", "three", "two"]);
+        assert_eq!(out.stdout, "one\nthree\n");
+        let start = std::time::Instant::now();
+        let err = RealRunner
+            .output(
+                &Cmd::new("sleep")
+                    .arg("30")
+                    .timeout(Duration::from_millis(200)),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RunError::TimedOut { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5), "killed promptly");
     }
 
     #[test]

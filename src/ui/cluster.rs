@@ -34,8 +34,8 @@ pub fn change_human(r: &ChangeReport, color: bool) -> String {
     for (i, s) in r.steps.iter().enumerate() {
         out.push_str(&format!("{:>3}. {}\n", i + 1, s.why));
         out.push_str(&format!("     {} {}\n", st.dim.apply_to("$"), s.line));
-        if let (true, Some(input)) = (r.dry_run, &s.input) {
-            for l in input.lines() {
+        if let (true, Some(contents)) = (r.dry_run, &s.contents) {
+            for l in contents.lines() {
                 out.push_str(&format!("       {}\n", st.dim.apply_to(l)));
             }
         }

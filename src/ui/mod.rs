@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cluster;
+pub mod events;
 pub mod logs;
 pub mod up;
 pub mod values;
@@ -343,7 +344,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         .chain()
         .find_map(|c| c.downcast_ref::<crate::tool::RunError>())
     {
-        Some(crate::tool::RunError::Failed { .. }) => 4,
+        Some(crate::tool::RunError::Failed { .. } | crate::tool::RunError::TimedOut { .. }) => 4,
+        Some(crate::tool::RunError::Cancelled { .. }) => 130,
         Some(crate::tool::RunError::Spawn { .. }) => 3,
         None => 2,
     }

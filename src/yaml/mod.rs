@@ -2,13 +2,15 @@
 //!
 //! Invariants: scalars resolve exactly as Helm resolves them (go-yaml v2 / YAML 1.1, numbers as
 //! float64; see `scalar`); map keys are stringified the way `sigs.k8s.io/yaml` does; duplicate keys
-//! keep the last value (as go-yaml v2 does) and are reported; `<<` merge keys apply in order.
-//! This module does no I/O.
+//! keep the last value (as go-yaml v2 does) and are reported; `<<` merge keys apply in order;
+//! aliases are expanded, and a document go-yaml refuses as "excessive aliasing" is refused before
+//! any alias is expanded (`aliasing`). This module does no I/O.
 
+mod aliasing;
 pub mod emit;
 mod scalar;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -171,9 +173,67 @@ enum Frame {
     },
 }
 
+/// go-yaml merges at a plain (or `!!merge`-tagged) `<<` key only, not a quoted one.
+fn is_merge_key(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
+    text == "<<"
+        && match tag {
+            None => style == ScalarStyle::Plain,
+            Some(t) => format!("{}{}", t.handle, t.suffix) == "tag:yaml.org,2002:merge",
+        }
+}
+
+/// The events of the first document of `text` with content (as go-yaml's Unmarshal reads it),
+/// up to its end.
+fn first_document<'t>(
+    file: &Arc<str>,
+    text: &'t str,
+) -> Result<Vec<(Event<'t>, Span)>, ParseError> {
+    let mut events = Vec::new();
+    let mut depth = 0usize;
+    let mut has_root = false;
+    for next in Parser::new_from_str(text) {
+        let (event, span) = next.map_err(|e| {
+            let m = e.marker();
+            ParseError {
+                file: file.clone(),
+                pos: Pos {
+                    line: m.line() as u32,
+                    col: m.col() as u32 + 1,
+                },
+                message: e.info().to_owned(),
+            }
+        })?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        has_root |= depth == 0
+            && matches!(
+                event,
+                Event::Scalar(..) | Event::Alias(_) | Event::SequenceEnd | Event::MappingEnd
+            );
+        let end =
+            matches!(event, Event::StreamEnd) || (matches!(event, Event::DocumentEnd) && has_root);
+        events.push((event, span));
+        if end {
+            break;
+        }
+    }
+    Ok(events)
+}
+
 /// Parses the first document of `text` (as go-yaml's Unmarshal does). An empty document is `null`.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
-    let mut parser = Parser::new_from_str(text);
+    let events = first_document(file, text)?;
+    aliasing::check(&events, |event| {
+        matches!(event, Event::Scalar(text, style, _, tag) if is_merge_key(text, *style, tag.as_deref()))
+    })
+    .map_err(|(pos, message)| ParseError {
+        file: file.clone(),
+        pos,
+        message,
+    })?;
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut notes = Vec::new();
@@ -190,17 +250,7 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
         message,
     };
 
-    while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| {
-            let m = e.marker();
-            err(
-                Pos {
-                    line: m.line() as u32,
-                    col: m.col() as u32 + 1,
-                },
-                e.info().to_owned(),
-            )
-        })?;
+    for (event, span) in events {
         let pos = pos_of(&span);
         let complete: Option<(Node, usize)> = match event {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
@@ -210,6 +260,7 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                 }
                 None
             }
+            // Expanding is safe: `aliasing::check` has bounded what all expansions cost.
             Event::Alias(id) => {
                 let node = anchors
                     .get(&id)
@@ -257,15 +308,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                     _ => scalar::Go::Str(text.to_string()),
                 };
                 if is_key {
-                    // sigs.k8s.io/yaml stringifies keys from the exact decoded value; go-yaml
-                    // merges at a plain (or `!!merge`-tagged) `<<` key only, not a quoted one.
-                    let merge = text == "<<"
-                        && match tag.as_deref() {
-                            None => style == ScalarStyle::Plain,
-                            Some(t) => {
-                                format!("{}{}", t.handle, t.suffix) == "tag:yaml.org,2002:merge"
-                            }
-                        };
+                    // sigs.k8s.io/yaml stringifies keys from the exact decoded value.
+                    let merge = is_merge_key(&text, style, tag.as_deref());
                     let key = go.key().map_err(|what| {
                         err(pos, format!("unsupported map key: {} (quote the key)", match what {
                             "uint64" => "an integer beyond int64 (Helm: \"unsupported map key of type: uint64\")",

@@ -397,12 +397,7 @@ fn kind_delivery_without_a_registry_uses_kind_load() {
             ..Out::default()
         },
     );
-    struct Quiet;
-    impl build::Reporter for Quiet {
-        fn planned(&self, _: &build::Planned, _: bool) {}
-        fn line(&self, _: &str, _: &str) {}
-        fn finished(&self, _: &build::ImageResult) {}
-    }
+    use stack::ops::events::Discard as Quiet;
     let mut host = stack::tool::Host::from_env(&runner);
     host.locate = |tool| Ok(std::path::PathBuf::from(tool.name()));
     host.docker_host = t.docker_host.clone();
@@ -410,6 +405,7 @@ fn kind_delivery_without_a_registry_uses_kind_load() {
         images: vec!["frontend".into()],
         deliver: true,
         dry_run: false,
+        context: None,
     };
     let report = build::run(&project, &opts, &host, &Quiet).unwrap();
     let reference = report.images[0].reference.clone();

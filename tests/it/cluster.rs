@@ -159,7 +159,13 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         ok("configmap/local-registry-hosting created\n"),
     );
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     let hosts_dir = format!("/etc/containerd/certs.d/localhost:{reg}");
     assert_eq!(
         r.lines(),
@@ -210,7 +216,13 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         )),
     );
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty(), "{:?}", report.steps);
     assert_eq!(
         r.lines(),
@@ -234,7 +246,13 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     r.on(&["docker", "network", "disconnect"], ok(""));
     r.on(&["docker", "rm"], ok("stack-registry\n"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert_eq!(
         r.lines(),
         vec![
@@ -258,7 +276,13 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         fail(1, "Error: No such container: stack-registry\n"),
     );
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(
         r.lines(),
@@ -286,7 +310,7 @@ fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
         dry_run: true,
         context: None,
     };
-    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    let report = cluster::up(&fx.project(), &h, &opts, &stack::ops::events::Discard).unwrap();
     assert_eq!(
         r.lines(),
         vec![
@@ -308,7 +332,9 @@ fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
     assert!(!fx.root().join(".stack").exists(), "dry run wrote files");
     let human = stack::ui::cluster::change_human(&report, false);
     assert!(human.contains("dry run — nothing was changed; these steps would run:"));
-    assert!(human.contains("localRegistryHosting.v1: |"), "{human}");
+    // stdin is never shown, not even the (harmless) registry ConfigMap: one rule for every step.
+    assert!(!human.contains("localRegistryHosting.v1"), "{human}");
+    assert!(human.contains("apply -f - < <redacted>"), "{human}");
     assert!(human.contains("7 steps planned"));
     let json: serde_json::Value =
         serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
@@ -337,7 +363,13 @@ fn kind_create_on_an_existing_name_fails_with_kinds_message() {
         ),
     );
     let h = host(&r, &fx.root().join("none"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("could not create kind cluster stack"),
@@ -390,7 +422,13 @@ fn port_conflicts_are_all_reported_before_anything_is_created() {
         fail(1, "Error: No such container: stack-registry\n"),
     );
     let h = host(&r, &fx.root().join("none"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     let se = err.downcast_ref::<StackError>().unwrap();
     assert_eq!(se.exit_code(), 2);
     let msg = se.to_string();
@@ -428,7 +466,13 @@ fn a_registry_container_stack_did_not_create_is_refused_not_reused() {
         ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{}}}]"#),
     );
     let h = host(&r, &fx.root().join("none"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     let se = err.downcast_ref::<StackError>().unwrap();
     assert_eq!(se.exit_code(), 2);
     assert!(se
@@ -449,7 +493,13 @@ fn down_keeps_a_cluster_stack_did_not_create() {
         ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{"app":"mine"}}}]"#),
     );
     let h = host(&r, &fx.root().join("none"));
-    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(report.kept.len(), 2, "{:?}", report.kept);
     assert!(report.kept[0].starts_with("kind cluster stack: not created by stack"));
@@ -483,13 +533,13 @@ fn node_labels_reach_kind_through_a_generated_config() {
         dry_run: true,
         context: None,
     };
-    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    let report = cluster::up(&fx.project(), &h, &opts, &stack::ops::events::Discard).unwrap();
     let write = report
         .steps
         .iter()
         .find(|s| s.line.ends_with(".stack/kind-gpu.yaml"))
         .expect("generated config");
-    let cfg: serde_json::Value = serde_json::from_str(write.input.as_ref().unwrap()).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(write.contents.as_ref().unwrap()).unwrap();
     assert_eq!(cfg["nodes"][0]["labels"]["ingress-ready"], "true");
     assert_eq!(cfg["nodes"][0]["labels"]["hardware/gpu"], "true");
     assert_eq!(cfg["nodes"][2]["labels"]["hardware/gpu"], "true");
@@ -533,7 +583,13 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     r.on(&["k3d", "cluster", "create"], ok(""));
     r.on(&["k3d", "kubeconfig", "merge"], ok(".stack/kubeconfig\n"));
     let h = host(&r, &fx.root().join("none"));
-    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert_eq!(
         r.lines(),
         vec![
@@ -548,7 +604,13 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     let r = RecordingRunner::new();
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
     let h = host(&r, &fx.root().join("none"));
-    let report = cluster::up(&project, &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(r.lines(), vec!["k3d cluster list -o json"]);
 
@@ -557,7 +619,13 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     r.on(&["k3d", "cluster", "delete"], ok(""));
     r.on(&["kubectl", "config"], ok(""));
     let h = host(&r, &fx.root().join("none"));
-    cluster::down(&project, &h, &Options::default()).unwrap();
+    cluster::down(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     // k3d cleans only the default kubeconfig: stack removes what it merged into its own file.
     assert_eq!(
         r.lines(),
@@ -573,7 +641,13 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     let r = RecordingRunner::new();
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
     let h = host(&r, &fx.root().join("none"));
-    let report = cluster::down(&project, &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &project,
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(r.lines(), vec!["k3d cluster list -o json"]);
 }
@@ -592,13 +666,13 @@ fn k3d_gets_stacks_registry_and_labels_when_its_config_has_none() {
         dry_run: true,
         context: None,
     };
-    let report = cluster::up(&fx.project(), &h, &opts).unwrap();
+    let report = cluster::up(&fx.project(), &h, &opts, &stack::ops::events::Discard).unwrap();
     let write = report
         .steps
         .iter()
         .find(|s| s.line.ends_with(".stack/k3d-dev.yaml"))
         .expect("generated config");
-    let cfg: serde_json::Value = serde_json::from_str(write.input.as_ref().unwrap()).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(write.contents.as_ref().unwrap()).unwrap();
     assert_eq!(
         cfg["registries"]["create"],
         serde_json::json!({"name": "k3d-dev-registry", "host": "127.0.0.1", "hostPort": reg.to_string()})
@@ -621,8 +695,18 @@ fn contexts_outside_the_allowlist_are_refused_before_anything_runs() {
     let r = RecordingRunner::new();
     let h = host(&r, &fx.root().join("kubeconfig"));
     for result in [
-        cluster::up(&fx.project(), &h, &Options::default()),
-        cluster::down(&fx.project(), &h, &Options::default()),
+        cluster::up(
+            &fx.project(),
+            &h,
+            &Options::default(),
+            &stack::ops::events::Discard,
+        ),
+        cluster::down(
+            &fx.project(),
+            &h,
+            &Options::default(),
+            &stack::ops::events::Discard,
+        ),
     ] {
         let err = result.unwrap_err();
         let se = err.downcast_ref::<StackError>().unwrap();
@@ -641,7 +725,7 @@ fn contexts_outside_the_allowlist_are_refused_before_anything_runs() {
         dry_run: false,
         context: Some("prod-eu".into()),
     };
-    let err = cluster::up(&kfx.project(), &h, &opts).unwrap_err();
+    let err = cluster::up(&kfx.project(), &h, &opts, &stack::ops::events::Discard).unwrap_err();
     let se = err.downcast_ref::<StackError>().unwrap();
     assert_eq!(se.exit_code(), 2);
     assert!(se.to_string().contains("`kind-stack`"), "{se}");
@@ -659,7 +743,13 @@ fn existing_context_in_the_allowlist_is_checked_not_changed() {
     let r = RecordingRunner::new();
     r.on(&["kubectl"], ok("ok"));
     let h = host(&r, &kubeconfig);
-    let report = cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(
         r.lines(),
@@ -668,7 +758,13 @@ fn existing_context_in_the_allowlist_is_checked_not_changed() {
             kubeconfig.display()
         )]
     );
-    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(r.lines().len(), 1);
 }
@@ -775,7 +871,13 @@ fn docker_down_is_exit_3_with_the_fix() {
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(1, "ERROR: failed to list clusters: command \"docker ps -a --filter label=io.x-k8s.kind.cluster --format '{{.Label \"io.x-k8s.kind.cluster\"}}'\" failed with error: exit status 1\n\nCommand Output: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"));
     let h = host(&r, &fx.root().join("none"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     let se = err.downcast_ref::<StackError>().unwrap();
     assert_eq!(se.exit_code(), 3);
     assert!(se.to_string().contains("start Docker"), "{se}");
@@ -1120,7 +1222,13 @@ fn registry_wiring_with_real_containers() {
         docker_host: "unix:///nonexistent/docker.sock".into(),
         docker_source: "test".into(),
     };
-    cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+    cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
 
     let inspect: serde_json::Value =
         serde_json::from_str(&d.ok(&["container", "inspect", &reg_name])).unwrap();
@@ -1176,12 +1284,24 @@ fn registry_wiring_with_real_containers() {
         )),
     );
     runner.lines.lock().unwrap().clear();
-    let report = cluster::up(&fx.project(), &h, &Options::default()).unwrap();
+    let report = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty(), "{:#?}", report.steps);
 
     // Down: only the labelled container goes; the look-alike and the node (kind's) stay.
     runner.fake.on(&["kind", "delete", "cluster"], ok(""));
-    cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(!d.run(&["container", "inspect", &reg_name]).status.success());
     d.ok(&["container", "inspect", &lookalike]);
     d.ok(&["container", "inspect", &node]);
@@ -1189,7 +1309,13 @@ fn registry_wiring_with_real_containers() {
     runner
         .fake
         .on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    let report = cluster::down(&fx.project(), &h, &Options::default()).unwrap();
+    let report = cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
     assert!(report.steps.is_empty(), "{:#?}", report.steps);
 }
 
@@ -1209,15 +1335,7 @@ fn up_fixture(extra_yaml: &str, dev_env: &str) -> Fixture {
     fx
 }
 
-struct QuietUp;
-impl stack::ops::build::Reporter for QuietUp {
-    fn planned(&self, _: &stack::ops::build::Planned, _: bool) {}
-    fn line(&self, _: &str, _: &str) {}
-    fn finished(&self, _: &stack::ops::build::ImageResult) {}
-}
-impl stack::ops::up::Reporter for QuietUp {
-    fn rollout(&self, _: &stack::kube::ResourceProgress) {}
-}
+use stack::ops::events::Discard as QuietUp;
 
 #[test]
 fn up_validates_the_dev_env_before_touching_the_cluster() {
@@ -1293,7 +1411,13 @@ fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
     );
     r.on(&["docker", "network", "inspect"], no_network("kind"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     let err = err.downcast_ref::<StackError>().expect("a StackError");
     assert_eq!(err.exit_code(), 2);
     let StackError::Config {
@@ -1317,7 +1441,13 @@ fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
     let r = RecordingRunner::new();
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
-    let err = cluster::up(&fx.project(), &h, &Options::default()).unwrap_err();
+    let err = cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("is not a port number"), "{err}");
     assert!(
         !r.lines().iter().any(|l| l.contains("create")),

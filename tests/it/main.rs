@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod corpus;
+mod deliver;
 mod differential;
 mod forward;
 mod kube;

@@ -13,6 +13,7 @@ use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::docker::{BuildFailure, BuildSpec, Docker};
 use crate::error::StackError;
+use crate::ops::events::{Event, Sink};
 use crate::tool::{Cmd, Host, Tool};
 pub use plan::{plan, Planned};
 use serde::Serialize;
@@ -30,13 +31,8 @@ pub struct Options {
     pub deliver: bool,
     /// Print the plan (with cache decisions) and build nothing.
     pub dry_run: bool,
-}
-
-/// Progress, for the UI layer (ops never print).
-pub trait Reporter: Send + Sync {
-    fn planned(&self, image: &Planned, cached: bool);
-    fn line(&self, image: &str, line: &str);
-    fn finished(&self, result: &ImageResult);
+    /// `--context` of `stack up`: delivery resolves the cluster as `stack cluster up` does.
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,29 +80,28 @@ pub fn run(
     project: &Project,
     opts: &Options,
     host: &Host,
-    reporter: &dyn Reporter,
+    sink: &dyn Sink,
 ) -> Result<Report, StackError> {
     let git = host.tool(Tool::Git).ok();
     let planned = plan(project, &opts.images, host.runner, git.as_deref())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            StackError::config(
-                None,
-                format!("cannot start the async runtime: {e}"),
-                "this is a bug; please report it",
-            )
-        })?;
-    let docker = rt.block_on(Docker::connect(host.docker_endpoint()?))?;
-    let results = rt.block_on(execute(&docker, planned, opts, reporter))?;
+    let docker = crate::rt::until_cancelled(
+        "connecting to Docker",
+        Docker::connect(host.docker_endpoint()?),
+    )??;
+    let results =
+        crate::rt::until_cancelled("the image builds", execute(&docker, planned, opts, sink))??;
     let mut images = Vec::new();
     for mut r in results {
         if opts.deliver && matches!(r.outcome, Outcome::UpToDate | Outcome::Built { .. }) {
-            r.delivered = Some(rt.block_on(deliver(project, host, &docker, &r))?);
+            r.delivered = Some(crate::rt::block_on(deliver(
+                project,
+                host,
+                &docker,
+                &r,
+                opts.context.clone(),
+            ))?);
         }
-        reporter.finished(&r);
+        sink.emit(Event::ImageFinished(r.clone()));
         images.push(r);
     }
     Ok(Report { images })
@@ -116,7 +111,7 @@ async fn execute(
     docker: &Docker,
     planned: Vec<Planned>,
     opts: &Options,
-    reporter: &dyn Reporter,
+    sink: &dyn Sink,
 ) -> Result<Vec<ImageResult>, StackError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_BUILDS));
     let mut results = Vec::new();
@@ -124,7 +119,14 @@ async fn execute(
     let mut to_build = Vec::new();
     for p in planned {
         let cached = docker.has_image(&p.reference).await?;
-        reporter.planned(&p, cached);
+        sink.emit(Event::ImagePlanned {
+            image: p.name.clone(),
+            reference: p.reference.clone(),
+            context: p.context_display.clone(),
+            files: p.context.entries.len(),
+            rehashed: p.files_rehashed,
+            cached,
+        });
         if cached {
             results.push(result(&p, Outcome::UpToDate));
         } else if opts.dry_run {
@@ -138,7 +140,7 @@ async fn execute(
         async move {
             let _permit = sem.acquire().await.expect("semaphore is never closed");
             let start = std::time::Instant::now();
-            let outcome = build_one(docker, &p, reporter).await?;
+            let outcome = build_one(docker, &p, sink).await?;
             let outcome = match outcome {
                 Ok(()) => Outcome::Built {
                     seconds: start.elapsed().as_secs_f64(),
@@ -170,7 +172,7 @@ fn result(p: &Planned, outcome: Outcome) -> ImageResult {
 async fn build_one(
     docker: &Docker,
     p: &Planned,
-    reporter: &dyn Reporter,
+    sink: &dyn Sink,
 ) -> Result<Result<(), BuildFailure>, StackError> {
     // The tar is produced on a blocking thread and streamed to the daemon as it is written.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
@@ -206,7 +208,12 @@ async fn build_one(
     };
     let name = p.name.clone();
     let out = docker
-        .build(&spec, stream, |line| reporter.line(&name, line))
+        .build(&spec, stream, |line| {
+            sink.emit(Event::ImageOutput {
+                image: name.clone(),
+                line: line.to_owned(),
+            })
+        })
         .await;
     let _ = producer.await;
     out
@@ -253,38 +260,60 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// Delivery per the cluster config: registry push, else kind/k3d load.
+/// Delivery to the cluster `stack cluster up` resolves (its name, its registry and that
+/// registry's port, from stack.yaml and the provider's config): registry push, else kind/k3d load.
 async fn deliver(
     project: &Project,
     host: &Host<'_>,
     docker: &Docker,
     r: &ImageResult,
+    context: Option<String>,
 ) -> Result<String, StackError> {
-    let cluster = &project.config.cluster;
+    let cluster = crate::ops::cluster::resolve(
+        project,
+        host,
+        &crate::ops::cluster::Options {
+            dry_run: false,
+            context,
+        },
+    )?;
     let (repo, tag) = r
         .reference
         .rsplit_once(':')
         .expect("references are repo:tag");
-    if cluster.registry.enabled {
-        let target_repo = format!("localhost:{}/{repo}", cluster.registry.host_port);
+    if let Some(registry) = &cluster.registry {
+        if registry.host_port == 0 {
+            return Err(StackError::config(
+                cluster.config_file.as_deref().map(crate::config::file_origin),
+                format!(
+                    "the registry {} has no fixed host port (k3d picks one when `registries.create.hostPort` is not set)",
+                    registry.name
+                ),
+                "set `registries.create.hostPort` in the k3d config",
+            ));
+        }
+        let target_repo = format!("{}/{repo}", registry.host());
         docker.tag(&r.reference, &target_repo, tag).await?;
         return match docker.push(&target_repo, tag).await? {
             Ok(()) => Ok(format!("{target_repo}:{tag}")),
             Err(message) => Err(StackError::Unreachable {
-                what: format!("the cluster registry at localhost:{}", cluster.registry.host_port),
+                what: format!("the cluster registry at {}", registry.host()),
                 hint: format!("push of {target_repo}:{tag} failed: {message}; is the cluster up (`stack cluster up`)?"),
             }),
         };
     }
-    let name = crate::ops::build::plan::cluster_name(project);
+    let name = &cluster.name;
     let cmd = match cluster.provider {
-        Provider::Kind => Cmd::new(host.tool(Tool::Kind)?).args(["load", "docker-image", &r.reference, "--name", &name]),
-        Provider::K3d => Cmd::new(host.tool(Tool::K3d)?).args(["image", "import", &r.reference, "-c", &name]),
+        Provider::Kind => Cmd::new(host.tool(Tool::Kind)?).args(["load", "docker-image", &r.reference, "--name", name]),
+        Provider::K3d => Cmd::new(host.tool(Tool::K3d)?).args(["image", "import", &r.reference, "-c", name]),
         Provider::Existing => {
             return Err(StackError::config(
                 None,
-                "an existing cluster without a registry cannot receive local images",
-                "enable `cluster.registry` (and make the cluster pull from it), or push to a registry it can reach",
+                format!(
+                    "the existing cluster `{}` has no registry to push images to, and stack cannot load images into it",
+                    cluster.context
+                ),
+                "set `cluster.registry.hostPort` to the port of a registry on this machine that the cluster pulls from (images go to localhost:<port>), or build without --deliver",
             ))
         }
     };

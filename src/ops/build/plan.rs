@@ -26,16 +26,6 @@ pub struct Planned {
     pub files_rehashed: usize,
 }
 
-/// The cluster's name: configured, else the project's.
-pub fn cluster_name(project: &Project) -> String {
-    project
-        .config
-        .cluster
-        .name
-        .clone()
-        .unwrap_or_else(|| project.project_name())
-}
-
 /// Stage names declared in a Dockerfile (`FROM image AS name`).
 pub fn stages(dockerfile: &str) -> Vec<String> {
     dockerfile

@@ -2,7 +2,7 @@
 //! `up` checks that the context exists in the (explicit) kubeconfig file and that the API server
 //! answers; it creates nothing, and `down` removes nothing.
 
-use super::plan::Step;
+use crate::ops::plan::Step;
 use super::{ChangeReport, Host, StatusReport, Target};
 use crate::error::StackError;
 use crate::tool::Tool;

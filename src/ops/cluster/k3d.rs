@@ -4,7 +4,7 @@
 //! registry with the cluster). k3d never touches the user's kubeconfig here: credentials go to
 //! `.stack/kubeconfig` with `k3d kubeconfig merge --output`.
 
-use super::plan::Step;
+use crate::ops::plan::Step;
 use super::ports::{self, HostPort, Protocol};
 use super::registry;
 use super::{ChangeReport, Host, NodeStatus, RegistryStatus, StatusReport, Target};

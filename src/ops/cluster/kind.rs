@@ -2,7 +2,7 @@
 //! `kind create cluster` (fails on an existing name, so `up` checks first), `kind delete cluster`
 //! (idempotent), plus the local registry wiring from kind's documentation (`registry.rs`).
 
-use super::plan::Step;
+use crate::ops::plan::Step;
 use super::ports::{self, HostPort, Protocol};
 use super::registry::{self, Container};
 use super::{ChangeReport, Host, NodeStatus, RegistryStatus, StatusReport, Target};

@@ -14,7 +14,6 @@ pub mod context;
 mod existing;
 mod k3d;
 mod kind;
-pub mod plan;
 pub mod ports;
 pub mod registry;
 
@@ -23,7 +22,8 @@ use crate::config::Project;
 use crate::error::StackError;
 use crate::tool::{Cmd, Tool};
 use crate::yaml::{self, Node};
-use plan::{Step, StepReport};
+use crate::ops::events::Sink;
+use crate::ops::plan::{Exec, Step, StepReport};
 use registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -259,15 +259,32 @@ fn registry_for(
     cluster: &str,
     provider_json: Option<&serde_json::Value>,
 ) -> Result<Option<Registry>, StackError> {
+    let port = c
+        .registry
+        .host_port
+        .unwrap_or(crate::config::cluster::DEFAULT_REGISTRY_PORT);
     Ok(match c.provider {
-        Provider::Existing => None,
+        // Stack runs no registry for a cluster it did not create: only one the project names,
+        // which the cluster pulls from.
+        Provider::Existing => match (c.registry.enabled, c.registry.host_port) {
+            (true, Some(host_port)) => Some(Registry {
+                name: c
+                    .registry
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{cluster}-registry")),
+                host_port,
+                image: c.registry.image.clone(),
+            }),
+            _ => None,
+        },
         Provider::Kind => c.registry.enabled.then(|| Registry {
             name: c
                 .registry
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{cluster}-registry")),
-            host_port: c.registry.host_port,
+            host_port: port,
             image: c.registry.image.clone(),
         }),
         Provider::K3d => {
@@ -292,7 +309,7 @@ fn registry_for(
                         .name
                         .clone()
                         .unwrap_or_else(|| format!("k3d-{cluster}-registry")),
-                    host_port: c.registry.host_port,
+                    host_port: port,
                     image: c.registry.image.clone(),
                 }),
             }
@@ -421,7 +438,12 @@ impl StatusReport {
 }
 
 /// `stack cluster up`.
-pub fn up(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<ChangeReport> {
+pub fn up(
+    project: &Project,
+    host: &Host,
+    opts: &Options,
+    sink: &dyn Sink,
+) -> anyhow::Result<ChangeReport> {
     let t = resolve(project, host, opts)?;
     context::check(&t.context, &t.allowlist, "create or change a cluster")?;
     let mut report = ChangeReport::new("up", &t, opts.dry_run);
@@ -430,11 +452,16 @@ pub fn up(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<Chan
         Provider::K3d => k3d::plan_up(&t, host, &mut report)?,
         Provider::Existing => existing::plan_up(&t, host, &mut report)?,
     };
-    finish(steps, host, opts, report)
+    finish(steps, host, opts, report, sink)
 }
 
 /// `stack cluster down`.
-pub fn down(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<ChangeReport> {
+pub fn down(
+    project: &Project,
+    host: &Host,
+    opts: &Options,
+    sink: &dyn Sink,
+) -> anyhow::Result<ChangeReport> {
     let t = resolve(project, host, opts)?;
     context::check(&t.context, &t.allowlist, "delete a cluster")?;
     let mut report = ChangeReport::new("down", &t, opts.dry_run);
@@ -449,7 +476,7 @@ pub fn down(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<Ch
             Vec::new()
         }
     };
-    finish(steps, host, opts, report)
+    finish(steps, host, opts, report, sink)
 }
 
 /// `stack cluster status` (read-only; any explicit context may be inspected).
@@ -463,16 +490,16 @@ pub fn status(project: &Project, host: &Host, opts: &Options) -> anyhow::Result<
 }
 
 fn finish(
-    steps: Vec<plan::Step>,
+    steps: Vec<Step>,
     host: &Host,
     opts: &Options,
     mut report: ChangeReport,
+    sink: &dyn Sink,
 ) -> anyhow::Result<ChangeReport> {
-    report.steps = steps.iter().map(plan::Step::report).collect();
-    if !opts.dry_run {
-        plan::execute(&steps, host.runner)?;
-    }
-    Ok(report)
+    let exec = Exec::new(host.runner, sink, opts.dry_run);
+    let result = exec.execute(&steps);
+    report.steps = exec.steps();
+    result.map(|()| report)
 }
 
 /// Readiness and roles of the nodes through the API server (`kubectl get nodes -o json`).

@@ -10,6 +10,8 @@ pub mod session;
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
+use crate::ops::events::{Event, Sink};
+use crate::ops::plan::{Exec, StepReport};
 use crate::ops::{build, cluster, validate};
 use crate::release::{chart, KubeTarget, Record, Release, Uninstalled};
 use crate::tool::Host;
@@ -55,11 +57,6 @@ pub enum Rollout {
     NotWaited,
 }
 
-/// Progress of `stack up` for the UI: builds, then the rollout.
-pub trait Reporter: build::Reporter {
-    fn rollout(&self, progress: &crate::kube::ResourceProgress);
-}
-
 /// How long a rollout may take before `stack up` names what is not ready.
 const ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -75,6 +72,11 @@ pub struct Report {
     pub helm: HelmStep,
     pub rollout: Rollout,
     pub fingerprint: String,
+    /// What `stack cluster up` did (or would do) first, for kind and k3d clusters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<cluster::ChangeReport>,
+    /// The changes made (or, under `--dry-run`, that would be made), in order.
+    pub steps: Vec<StepReport>,
 }
 
 impl Report {
@@ -83,40 +85,15 @@ impl Report {
     }
 }
 
-/// The dev target: `dev.env`, else `local/dev`, else the only `local/*` target.
-fn dev_target(project: &Project) -> Result<validate::Target, StackError> {
-    let (targets, _) = validate::discover::targets(project, None)?;
-    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-    let wanted = project.config.dev.env.clone();
-    let found = match &wanted {
-        Some(w) => targets.iter().find(|t| t.name == *w),
-        None => targets.iter().find(|t| t.name == "local/dev").or_else(|| {
-            let local: Vec<&validate::Target> =
-                targets.iter().filter(|t| t.env_type == "local").collect();
-            (local.len() == 1).then(|| local[0])
-        }),
-    };
-    found.cloned().ok_or_else(|| {
-        StackError::config(
-            None,
-            match wanted {
-                Some(w) => format!("dev.env `{w}` is not a target"),
-                None => "no dev env: there is no envs/local/dev.yaml and not exactly one envs/local/* target".to_owned(),
-            },
-            format!("set `dev.env` in stack.yaml to one of: {}", names.join(", ")),
-        )
-    })
-}
-
 pub fn up(
     project: &Project,
     host: &Host,
     opts: &Options,
-    reporter: &dyn Reporter,
+    sink: &dyn Sink,
 ) -> anyhow::Result<Report> {
     // The env's values must be valid before anything is created or deployed (same checks as
     // validate, judged on the dev env's own files): a values typo costs milliseconds, not a cluster.
-    let env = dev_target(project)?;
+    let env = crate::envs::dev(project)?;
     override_paths_disjoint(project)?;
     if let Some(d) = &project.config.dev.dotenv {
         d.target(&project.project_name())?;
@@ -164,9 +141,12 @@ pub fn up(
     };
     let target = cluster::resolve(project, host, &cluster_opts)?;
     cluster::context::check(&target.context, &target.allowlist, "deploy")?;
-    if matches!(target.provider, Provider::Kind | Provider::K3d) {
-        cluster::up(project, host, &cluster_opts)?;
-    }
+    let cluster_change = if matches!(target.provider, Provider::Kind | Provider::K3d) {
+        Some(cluster::up(project, host, &cluster_opts, sink)?)
+    } else {
+        None
+    };
+    let exec = Exec::new(host.runner, sink, opts.dry_run);
 
     let built = build::run(
         project,
@@ -174,9 +154,10 @@ pub fn up(
             images: Vec::new(),
             deliver: !opts.dry_run,
             dry_run: opts.dry_run,
+            context: opts.context.clone(),
         },
         host,
-        reporter,
+        sink,
     )?;
     if built.failed() {
         return Err(StackError::config(
@@ -194,7 +175,7 @@ pub fn up(
         .clone()
         .unwrap_or_else(|| project.project_name());
     let release = chart::name(project, &env)?;
-    let chart_rel = validate::discover::chart_dir(project)?;
+    let chart_rel = crate::envs::chart_dir(project)?;
     let overrides = image_overrides(project, &built.images)?;
     let overrides_rel = crate::state::State::rel_overrides(&release);
     let mut layers = env.layers.clone();
@@ -224,17 +205,17 @@ pub fn up(
         }
         let upgrade = rel.upgrade_cmd(&chart_rel, &layers);
         let command = upgrade.short_line();
-        if opts.dry_run {
-            return Ok(HelmStep::WouldUpgrade { command });
-        }
-        crate::state::write_file(
+        exec.write(
+            "image references for the release (passed last to helm)",
             &project.root.join(&overrides_rel),
             &serde_json::to_string_pretty(&overrides)?,
         )?;
-        chart::vendor_dependencies(project, host, rel.helm_path(), &chart_rel)?;
+        chart::vendor_dependencies(project, &exec, rel.helm_path(), &chart_rel)?;
         // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
         cluster::context::check(&target.context, &target.allowlist, "deploy")?;
-        let deployed = rel.upgrade(&upgrade)?;
+        let Some(deployed) = rel.upgrade(&upgrade, &exec)? else {
+            return Ok(HelmStep::WouldUpgrade { command });
+        };
         // Written only once helm reports the release: the record names what exists.
         Record::new(&fingerprint, &deployed).save(&record)?;
         Ok(HelmStep::Upgraded {
@@ -245,7 +226,7 @@ pub fn up(
     let rollout = if opts.dry_run {
         Rollout::NotWaited
     } else {
-        wait_for_rollout(project, host, &kube, &rel, reporter)?
+        wait_for_rollout(project, host, &kube, &rel, sink)?
     };
     Ok(Report {
         context: target.context,
@@ -257,6 +238,8 @@ pub fn up(
         helm: helm_step,
         rollout,
         fingerprint,
+        cluster: cluster_change,
+        steps: exec.steps(),
     })
 }
 
@@ -267,18 +250,15 @@ fn wait_for_rollout(
     host: &Host,
     kube: &KubeTarget,
     rel: &Release<'_>,
-    reporter: &dyn Reporter,
+    sink: &dyn Sink,
 ) -> anyhow::Result<Rollout> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let release = rel.name.as_str();
     let namespace = kube.namespace();
     let selector = format!("app.kubernetes.io/instance={release}");
     let start = std::time::Instant::now();
-    rt.block_on(async {
+    crate::rt::until_cancelled("the rollout", async {
         let client = kube.client().await?;
-        let progress = |p: crate::kube::ResourceProgress| reporter.rollout(&p);
+        let progress = |p: crate::kube::ResourceProgress| sink.emit(Event::Rollout(p));
         match crate::kube::wait::wait_ready(
             &client,
             namespace,
@@ -310,7 +290,7 @@ fn wait_for_rollout(
                 })
             }
         }
-    })
+    })?
 }
 
 /// The kubeconfig file (relative to the root for clusters stack created) the dev cluster uses.
@@ -399,10 +379,23 @@ fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
 #[derive(Debug, Serialize)]
 pub struct DownReport {
     pub release: String,
-    /// What happened to the release (uninstalled, not installed, or the command a dry run would run).
-    pub outcome: String,
+    pub namespace: String,
+    pub context: String,
+    pub status: DownStatus,
+    /// The changes made (or, under `--dry-run`, that would be made), in order.
+    pub steps: Vec<StepReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<cluster::ChangeReport>,
+}
+
+/// What happened to the dev release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownStatus {
+    Uninstalled,
+    NotInstalled,
+    /// `--dry-run`: it would be uninstalled.
+    WouldUninstall,
 }
 
 /// `stack down`: uninstall the dev release (the cluster stays unless `cluster` is set).
@@ -411,6 +404,7 @@ pub fn down(
     host: &Host,
     opts: &Options,
     with_cluster: bool,
+    sink: &dyn Sink,
 ) -> anyhow::Result<DownReport> {
     let cluster_opts = cluster::Options {
         dry_run: opts.dry_run,
@@ -418,7 +412,7 @@ pub fn down(
     };
     let target = cluster::resolve(project, host, &cluster_opts)?;
     cluster::context::check(&target.context, &target.allowlist, "uninstall")?;
-    let env = dev_target(project)?;
+    let env = crate::envs::dev(project)?;
     let namespace = project
         .config
         .dev
@@ -437,22 +431,26 @@ pub fn down(
     let rel = Release::new(&kube, &release, host)?;
     let record_path = Record::path(&project.root, &kube, &release);
     let record = Record::load(&record_path);
-    let said = match rel.uninstall(record.as_ref(), opts.dry_run)? {
-        Uninstalled::Would(command) => format!("would run: {command}"),
-        Uninstalled::NotInstalled => format!("{release} was not installed"),
+    let exec = Exec::new(host.runner, sink, opts.dry_run);
+    let status = match rel.uninstall(record.as_ref(), &exec)? {
+        Uninstalled::Would(_) => DownStatus::WouldUninstall,
+        Uninstalled::NotInstalled => DownStatus::NotInstalled,
         Uninstalled::Removed => {
-            let _ = std::fs::remove_file(&record_path);
-            format!("{release} uninstalled")
+            exec.remove("forget the release's ownership record", &record_path)?;
+            DownStatus::Uninstalled
         }
     };
     let cluster = if with_cluster {
-        Some(cluster::down(project, host, &cluster_opts)?)
+        Some(cluster::down(project, host, &cluster_opts, sink)?)
     } else {
         None
     };
     Ok(DownReport {
         release,
-        outcome: said,
+        namespace,
+        context: target.context,
+        status,
+        steps: exec.steps(),
         cluster,
     })
 }

@@ -4,15 +4,17 @@
 //! sync, and stop cleanly on Ctrl-C.
 //!
 //! The loop itself is synchronous (one thread, one message at a time: a batch of changes or stop);
-//! async work (exec, the ConfigMap) runs on a runtime it owns, so a rebuild (which drives its own
-//! runtimes) is a plain call and nothing is left running after stop.
+//! async work (exec, the `.env` object, forwards, log followers, the pod watch) runs on the
+//! process runtime (`rt`); on stop every task it spawned is cancelled and awaited, so nothing is
+//! left running. Progress goes to the stage's event sink (`ops::events`).
 
-use super::{up, Options, Report, Reporter};
+use super::{up, Options, Report};
 use crate::config::images::ImageConfig;
 use crate::config::Project;
 use crate::error::StackError;
 use crate::image::context;
 use crate::kube::sync::SyncSet;
+use crate::ops::events::{Event, Sink};
 use crate::tool::Host;
 use crate::watch::{self, Batch, Change, Root};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -20,42 +22,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
-
-/// What the loop tells the UI.
-pub enum Event<'a> {
-    Watching {
-        roots: Vec<String>,
-    },
-    Synced {
-        image: &'a str,
-        files: usize,
-        deletes: usize,
-        pods: Vec<String>,
-        millis: u128,
-    },
-    Rebuilding {
-        image: &'a str,
-        because: &'a str,
-    },
-    Redeployed(&'a Report),
-    DotenvSynced {
-        /// `secret/<name>` or `configmap/<name>`.
-        object: &'a str,
-        keys: usize,
-    },
-    /// A port-forward's news, with its label (`deployment/x 8000`).
-    Forward {
-        label: &'a str,
-        event: &'a crate::kube::forward::ForwardEvent,
-    },
-    Log(&'a crate::kube::logs::LogLine),
-    Problem(String),
-    Stopped,
-}
-
-pub trait SessionReporter: Reporter {
-    fn session(&self, event: Event<'_>);
-}
 
 enum Msg {
     Batch(Batch),
@@ -178,16 +144,21 @@ pub fn run(
     host: &Host,
     opts: &Options,
     first: Report,
-    reporter: &dyn SessionReporter,
+    sink: &dyn Sink,
 ) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::rt::runtime();
     let kubeconfig = project
         .root
         .join(super::kubeconfig_of(project, host, opts)?);
-    let client = rt.block_on(crate::kube::client(&kubeconfig, &first.context))?;
+    let client = crate::rt::until_cancelled(
+        "connecting to the cluster",
+        crate::kube::client(&kubeconfig, &first.context),
+    )??;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    // The release's pods, kept current by a watch: a sync looks them up without an API call.
+    let (pods, pod_task) = pod_store(&client, &first, &shutdown);
+    tasks.push(pod_task);
 
     let mut rules = BTreeMap::new();
     let mut roots = Vec::new();
@@ -224,7 +195,7 @@ pub fn run(
             dir,
             recursive: false,
         });
-        sync_dotenv(&rt, &client, project, &first.namespace, reporter);
+        sync_dotenv(&client, project, &first.namespace, sink);
     }
     let watched: Vec<String> = roots
         .iter()
@@ -233,15 +204,18 @@ pub fn run(
         .collect();
     let (_watcher, batches) = watch::start(roots)?;
     // Only now are the watches in place: a save after this line is seen.
-    reporter.session(Event::Watching { roots: watched });
+    sink.emit(Event::Watching { roots: watched });
     let (tx, rx) = mpsc::channel();
     let tx_main = tx.clone();
     let stop_tx = tx.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(Msg::Stop);
+    let cancelled = crate::rt::token();
+    let stop_on_cancel = shutdown.clone();
+    tasks.push(rt.spawn(async move {
+        tokio::select! {
+            () = cancelled.cancelled() => { let _ = stop_tx.send(Msg::Stop); }
+            () = stop_on_cancel.cancelled() => {}
         }
-    });
+    }));
     std::thread::spawn(move || {
         while let Ok(b) = batches.recv() {
             if tx.send(Msg::Batch(b)).is_err() {
@@ -250,8 +224,9 @@ pub fn run(
         }
     });
 
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    start_forwards(project, &rt, &client, &first, &tx_main, &shutdown)?;
+    tasks.extend(start_forwards(
+        project, &client, &first, &tx_main, &shutdown,
+    )?);
     if project.config.dev.logs {
         let tx = tx_main.clone();
         let problems = tx_main.clone();
@@ -265,11 +240,11 @@ pub fn run(
             },
             shutdown.clone(),
         );
-        rt.spawn(async move {
+        tasks.push(rt.spawn(async move {
             if let Err(e) = task.await {
                 let _ = problems.send(Msg::Problem(format!("log following stopped: {e}")));
             }
-        });
+        }));
     }
     drop(tx_main);
 
@@ -277,74 +252,129 @@ pub fn run(
     while let Ok(msg) = rx.recv() {
         let batch = match msg {
             Msg::Batch(b) => b,
-            Msg::Forward(label, event) => {
-                reporter.session(Event::Forward {
-                    label: &label,
-                    event: &event,
-                });
+            Msg::Forward(label, news) => {
+                sink.emit(Event::Forward { label, news });
                 continue;
             }
             Msg::Log(line) => {
-                reporter.session(Event::Log(&line));
+                sink.emit(Event::Log(line));
                 continue;
             }
-            Msg::Problem(p) => {
-                reporter.session(Event::Problem(p));
+            Msg::Problem(message) => {
+                sink.emit(Event::Problem { message });
                 continue;
             }
             Msg::Stop => break,
         };
         for (image, changes) in &batch {
             if image.starts_with('\0') {
-                sync_dotenv(&rt, &client, project, &current.namespace, reporter);
+                sync_dotenv(&client, project, &current.namespace, sink);
                 continue;
             }
             let Some(r) = rules.get(image) else { continue };
             match r.action(changes) {
                 Action::Sync(sets) => {
                     let started = Instant::now();
-                    match rt.block_on(sync_image(&client, &current, image, &sets)) {
-                        Ok(pods) => reporter.session(Event::Synced {
-                            image,
+                    let synced = crate::rt::until_cancelled(
+                        "a live sync",
+                        sync_image(&client, &pods, &current, image, &sets),
+                    );
+                    match synced {
+                        Ok(Ok(pods)) => sink.emit(Event::Synced {
+                            image: image.clone(),
                             files: sets.iter().map(|s| s.files.len()).sum(),
                             deletes: sets.iter().map(|s| s.deletes.len()).sum(),
                             pods,
                             millis: started.elapsed().as_millis(),
                         }),
-                        Err(e) => reporter.session(Event::Problem(e.to_string())),
+                        Ok(Err(e)) | Err(e) => sink.emit(Event::Problem {
+                            message: e.to_string(),
+                        }),
                     }
                 }
                 Action::Rebuild(because) => {
-                    reporter.session(Event::Rebuilding {
-                        image,
-                        because: &because,
+                    sink.emit(Event::Rebuilding {
+                        image: image.clone(),
+                        because,
                     });
-                    match up(project, host, opts, reporter) {
+                    match up(project, host, opts, sink) {
                         Ok(report) => {
-                            reporter.session(Event::Redeployed(&report));
+                            let revision = match &report.helm {
+                                super::HelmStep::Upgraded { revision, .. }
+                                | super::HelmStep::UpToDate { revision } => Some(*revision),
+                                super::HelmStep::WouldUpgrade { .. } => None,
+                            };
+                            sink.emit(Event::Redeployed {
+                                release: report.release.clone(),
+                                revision,
+                                upgraded: matches!(report.helm, super::HelmStep::Upgraded { .. }),
+                            });
                             current = report;
                         }
-                        Err(e) => reporter.session(Event::Problem(format!("{e:#}"))),
+                        Err(e) => sink.emit(Event::Problem {
+                            message: format!("{e:#}"),
+                        }),
                     }
                 }
             }
         }
     }
     shutdown.cancel();
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    reporter.session(Event::Stopped);
+    // Every task ends at its next await once `shutdown` is cancelled; a stuck one is aborted.
+    crate::rt::block_on(async {
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    });
+    sink.emit(Event::Stopped);
     Ok(())
+}
+
+/// A watch of the release's pods into a store the sync path reads (no list per save).
+fn pod_store(
+    client: &kube::Client,
+    first: &Report,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> (
+    kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{reflector, watcher, WatchStreamExt};
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), &first.namespace);
+    let (reader, writer) = reflector::store();
+    let config =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/instance={}", first.release));
+    let stream = reflector(writer, watcher(api, config).default_backoff()).touched_objects();
+    let shutdown = shutdown.clone();
+    let task = crate::rt::runtime().spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = stream.next() => if next.is_none() { return },
+            }
+        }
+    });
+    (reader, task)
 }
 
 /// Starts every configured port-forward; their news arrives on the loop's channel.
 fn start_forwards(
     project: &Project,
-    rt: &tokio::runtime::Runtime,
     client: &kube::Client,
     first: &Report,
     tx: &mpsc::Sender<Msg>,
     shutdown: &tokio_util::sync::CancellationToken,
-) -> Result<(), StackError> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, StackError> {
+    let mut tasks = Vec::new();
     use crate::kube::forward::{Forward, ForwardTarget};
     let env = minijinja::Environment::new();
     for pf in &project.config.dev.port_forwards {
@@ -393,18 +423,19 @@ fn start_forwards(
         };
         let problems = tx.clone();
         let task = crate::kube::forward::serve(client.clone(), forward, events, shutdown.clone());
-        rt.spawn(async move {
+        tasks.push(crate::rt::runtime().spawn(async move {
             if let Err(e) = task.await {
                 let _ = problems.send(Msg::Problem(format!("port-forward {label}: {e}")));
             }
-        });
+        }));
     }
-    Ok(())
+    Ok(tasks)
 }
 
 /// The running pods of the release whose containers run `image` (as last deployed).
 async fn sync_image(
     client: &kube::Client,
+    pods: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
     report: &Report,
     image: &str,
     sets: &[SyncSet],
@@ -421,15 +452,20 @@ async fn sync_image(
                 .unwrap_or_else(|| i.reference.clone())
         })
         .unwrap_or_default();
-    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &report.namespace);
-    let lp = kube::api::ListParams::default()
-        .labels(&format!("app.kubernetes.io/instance={}", report.release));
-    let list = pods.list(&lp).await.map_err(|e| StackError::Unreachable {
-        what: format!("pods of {}", report.release),
-        hint: e.to_string(),
-    })?;
+    // The first sync may come before the watch's initial list is in.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), pods.wait_until_ready())
+        .await
+        .is_err()
+    {
+        return Err(StackError::Unreachable {
+            what: format!("pods of {}", report.release),
+            hint: "the pod watch has not answered for 10 s; is the API server up?".into(),
+        });
+    }
     let mut synced = Vec::new();
-    for pod in list.items {
+    let mut state: Vec<std::sync::Arc<Pod>> = pods.state();
+    state.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for pod in state {
         let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
         if !running || pod.metadata.deletion_timestamp.is_some() {
             continue;
@@ -453,13 +489,7 @@ async fn sync_image(
 /// Creates or updates the `.env` Secret (or ConfigMap) by server-side apply as field manager
 /// `stack`, without force: fields another manager owns (a chart that renders the same keys) are
 /// never taken over — the conflict is reported instead. Values are never printed.
-fn sync_dotenv(
-    rt: &tokio::runtime::Runtime,
-    client: &kube::Client,
-    project: &Project,
-    namespace: &str,
-    reporter: &dyn SessionReporter,
-) {
+fn sync_dotenv(client: &kube::Client, project: &Project, namespace: &str, sink: &dyn Sink) {
     use crate::config::dev::DotenvTarget;
     use base64::Engine as _;
     let Some(d) = &project.config.dev.dotenv else {
@@ -467,7 +497,11 @@ fn sync_dotenv(
     };
     let target = match d.target(&project.project_name()) {
         Ok(t) => t,
-        Err(e) => return reporter.session(Event::Problem(e.to_string())),
+        Err(e) => {
+            return sink.emit(Event::Problem {
+                message: e.to_string(),
+            })
+        }
     };
     let data = crate::config::dotenv::parse(
         &std::fs::read_to_string(project.root.join(&d.file)).unwrap_or_default(),
@@ -485,8 +519,7 @@ fn sync_dotenv(
             });
             let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
                 kube::Api::namespaced(client.clone(), namespace);
-            rt.block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj)))
-                .map(|_| ())
+            crate::rt::block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj))).map(|_| ())
         }
         DotenvTarget::Secret(name) => {
             let encoded: std::collections::BTreeMap<&String, String> = data
@@ -500,21 +533,22 @@ fn sync_dotenv(
             });
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
                 kube::Api::namespaced(client.clone(), namespace);
-            rt.block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj)))
-                .map(|_| ())
+            crate::rt::block_on(api.patch(name, &pp, &kube::api::Patch::Apply(obj))).map(|_| ())
         }
     };
     match applied {
-        Ok(()) => reporter.session(Event::DotenvSynced {
-            object: &shown,
+        Ok(()) => sink.emit(Event::DotenvSynced {
+            object: shown,
             keys,
         }),
-        Err(kube::Error::Api(s)) if s.code == 409 => reporter.session(Event::Problem(format!(
+        Err(kube::Error::Api(s)) if s.code == 409 => sink.emit(Event::Problem { message: format!(
             "{shown} from {}: another field manager owns some of its keys (does the chart render them?): {} — stack does not take them over; rename dev.dotenv's object or drop the keys from the chart",
             d.file,
             s.message
-        ))),
-        Err(e) => reporter.session(Event::Problem(format!("{shown} from {}: {e}", d.file))),
+        )}),
+        Err(e) => sink.emit(Event::Problem {
+            message: format!("{shown} from {}: {e}", d.file),
+        }),
     }
 }
 

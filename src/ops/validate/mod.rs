@@ -5,15 +5,14 @@
 //! targets are merged. `--helm` additionally runs real `helm template` per target.
 
 mod chart_checks;
-pub mod discover;
 
 use crate::config::{Project, RuleLevel};
 use crate::diag::{self, Finding, Rule, Severity};
+use crate::envs::{self, Layer, ParsedLayer, Target};
 use crate::error::StackError;
 use crate::tool::{self, Cmd, Runner, Tool};
 use crate::values::{self, checks::KnownKeys, strvals::SetArg};
-use crate::yaml::{self, Map, Value};
-pub use discover::Target;
+use crate::yaml::{self, Map};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,18 +57,9 @@ impl Report {
     }
 }
 
-/// A parsed layer file, shared by every target that uses it.
-pub(crate) struct Layer {
-    pub root: Map,
-    /// Why Helm would refuse the file although it is YAML (`.nan`, `.inf`).
-    pub refusals: Vec<Finding>,
-}
-
-pub(crate) type ParsedLayer = (Layer, Vec<yaml::Note>);
-
 pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Report, StackError> {
-    let chart_rel = discover::chart_dir(project)?;
-    let (mut targets, cloud) = discover::targets(project, opts.cloud.as_deref())?;
+    let chart_rel = envs::chart_dir(project)?;
+    let (mut targets, cloud) = envs::targets(project, opts.cloud.as_deref())?;
     if let Some(name) = &opts.target {
         targets.retain(|t| t.name == *name);
     }
@@ -95,7 +85,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     };
 
     // A malformed flag is a usage error for the whole run, found before any work.
-    apply_set(&mut Map::new(), &opts.set)?;
+    envs::apply_set(&mut Map::new(), &opts.set)?;
     let chart = values::chart::load(&project.root.join(&chart_rel), &chart_rel)?;
     let (defaults, tree) = values::compose::defaults_all(&chart);
     values::schema::precompile(&tree)?;
@@ -109,7 +99,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     files.dedup();
     let parsed: Vec<(String, Result<ParsedLayer, StackError>)> = files
         .par_iter()
-        .map(|f| ((*f).clone(), parse_layer(project, f)))
+        .map(|f| ((*f).clone(), envs::parse_layer(project, f)))
         .collect();
     let mut layers: BTreeMap<String, Layer> = BTreeMap::new();
     let mut broken = Vec::new();
@@ -162,33 +152,21 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
     let per_target: Vec<(Vec<Finding>, Vec<Option<yaml::Node>>)> = targets
         .par_iter()
         .map(|t| {
-            let mut out = Vec::new();
-            let mut user = Map::new();
-            for l in &t.layers {
-                values::compose::merge_maps(&mut user, &layers[l].root);
-            }
-            if let Err(e) = apply_set(&mut user, &opts.set) {
-                out.push(Finding::new(Rule::HelmRefuses, None, e.to_string()));
-            }
-            let composed = values::compose::compose_cached(&chart, &user, &bake_cache);
-            values::checks::clashes(&composed.clashes, &mut out);
-            // What else makes Helm refuse to render (found by the differential tests).
-            for (origin, message) in &composed.errors {
-                out.push(Finding::new(
-                    Rule::HelmRefuses,
-                    Some(origin.clone()),
-                    message.clone(),
-                ));
-            }
-            let root = yaml::Node {
-                value: Value::Map(composed.values.clone()),
-                origin: crate::config::file_origin(&t.file),
-            };
-            if let Err(e) =
-                values::schema::validate(&composed.tree, &composed.values, &root, "", &mut out)
-            {
-                out.push(Finding::new(Rule::Schema, None, e.to_string()));
-            }
+            // `Err` only for a schema that does not compile (they were compiled above).
+            let c = envs::compose(
+                &chart,
+                t,
+                t.layers.iter().map(|l| &layers[l].root),
+                &opts.set,
+                &bake_cache,
+            )?;
+            // A flag Helm fails on over this target's layers is a finding for the target.
+            let mut out: Vec<Finding> = c
+                .set_error
+                .map(|e| Finding::new(Rule::HelmRefuses, None, e.to_string()))
+                .into_iter()
+                .collect();
+            out.extend(c.findings);
             if policy.env_types.contains(&t.env_type) {
                 let check = values::checks::ImageTagCheck {
                     forbidden: &policy.forbid,
@@ -197,7 +175,7 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                     target: &t.file,
                     refs: &known.refs,
                 };
-                check.run(&composed.values, &mut out);
+                check.run(&c.composed.values, &mut out);
             }
             for f in &mut out {
                 f.targets.push(t.name.clone());
@@ -208,13 +186,13 @@ pub fn run(project: &Project, opts: &Options, runner: &dyn Runner) -> Result<Rep
                 .map(|(rule, key)| {
                     rule.types
                         .contains(&t.env_type)
-                        .then(|| values::compose::path_value(&composed.values, key).cloned())
+                        .then(|| values::compose::path_value(&c.composed.values, key).cloned())
                         .flatten()
                 })
                 .collect();
-            (out, compared)
+            Ok((out, compared))
         })
-        .collect();
+        .collect::<Result<_, StackError>>()?;
     let (per_target, compared): (Vec<_>, Vec<_>) = per_target.into_iter().unzip();
     findings.extend(per_target.into_iter().flatten());
     parity_findings(parity, &targets, &compared, &mut findings);
@@ -317,25 +295,6 @@ fn parity_findings(
     }
 }
 
-/// Applies `--set`-style flags over the merged layer files in Helm's fixed order (strvals).
-/// `--set-file` paths are read as Helm reads them: relative to the current directory.
-pub(crate) fn apply_set(user: &mut Map, set: &[SetArg]) -> Result<(), StackError> {
-    if set.is_empty() {
-        return Ok(());
-    }
-    values::strvals::apply(user, set, &|path: &str| std::fs::read_to_string(path)).map_err(|e| {
-        StackError::Usage {
-            message: format!(
-                "{} {}: {} (at character {})",
-                e.flag, e.arg, e.message, e.col
-            ),
-            hint: Some(
-                "Helm's --set grammar: a.b=v, list={x,y}, a[0]=v, escape . , = with \\".into(),
-            ),
-        }
-    })
-}
-
 /// A finding concerns a target when it names it, or names no target and sits in one of its
 /// layer files (per-file findings are made once per file, not once per target).
 fn concerns(f: &Finding, t: &Target) -> bool {
@@ -346,23 +305,6 @@ fn concerns(f: &Finding, t: &Target) -> bool {
     } else {
         f.targets.contains(&t.name)
     }
-}
-
-pub(crate) fn parse_layer(project: &Project, file: &str) -> Result<ParsedLayer, StackError> {
-    let text = std::fs::read_to_string(project.root.join(file)).map_err(|e| {
-        StackError::config(
-            None,
-            format!("cannot read {file}: {e}"),
-            "check that the file exists and is readable",
-        )
-    })?;
-    let doc = yaml::parse_values(&Arc::from(file), &text).map_err(StackError::from_parse)?;
-    let mut refusals = Vec::new();
-    values::checks::helm_refusals(&doc.root, &mut refusals);
-    let Value::Map(root) = doc.root.value else {
-        unreachable!("parse_values returns a map")
-    };
-    Ok((Layer { root, refusals }, doc.notes))
 }
 
 /// Targets affected by changed files: a file in a target's layers, anything in the chart, or

@@ -6,8 +6,8 @@ use crate::config::{LayerConfig, Project};
 use crate::error::StackError;
 use std::path::{Path, PathBuf};
 
-/// One thing to validate: an env file with its layers (lowest precedence first, chart values
-/// excluded), as paths relative to the project root.
+/// One env target: an env file with its layers (lowest precedence first, chart values excluded),
+/// as paths relative to the project root.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// e.g. `local/dev`
