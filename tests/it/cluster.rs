@@ -814,6 +814,11 @@ fn status_reports_cluster_nodes_registry_and_context() {
                 "ports": [format!("127.0.0.1:{reg}->5000/tcp")]},
         })
     );
+    let port = reg.to_string();
+    insta::assert_json_snapshot!(
+        "cluster_status_json",
+        support::redact(&json, &[(port.as_str(), "<port>")])
+    );
     let human = stack::ui::cluster::status_human(&report, false);
     assert_eq!(
         human,

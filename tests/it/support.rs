@@ -125,3 +125,24 @@ pub fn copy(from: &Path, to: &Path) {
         std::fs::copy(from, to).unwrap();
     }
 }
+
+/// `value` with every occurrence of each `from` in its strings (and keys) replaced by `to`: the
+/// machine-specific parts of a report (temp dirs, random namespaces, ports) before a snapshot.
+pub fn redact(value: &serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::Value {
+    use serde_json::Value;
+    let text = |s: &str| {
+        pairs
+            .iter()
+            .fold(s.to_owned(), |acc, (from, to)| acc.replace(from, to))
+    };
+    match value {
+        Value::String(s) => Value::String(text(s)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, pairs)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (text(k), redact(v, pairs)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

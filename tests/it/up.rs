@@ -760,3 +760,271 @@ fn down_refuses_a_release_stack_did_not_install_and_removes_its_own() {
         .unwrap();
     assert!(!status.status.success(), "stack's own release was removed");
 }
+
+/// Each stderr line of a `--format json` run is one event; returns them in order.
+fn events(stderr: &[u8]) -> Vec<serde_json::Value> {
+    text(stderr)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event line ({e}): {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn dry_runs_print_the_exact_steps_and_change_nothing() {
+    let Some(d) = dev() else { return };
+    let root = d.dir.path().display().to_string();
+    let bin = d.env.bin_dir.display().to_string();
+    let kubeconfig = d
+        .env
+        .vars
+        .iter()
+        .find(|(k, _)| *k == "KUBECONFIG")
+        .map(|(_, v)| v.clone());
+    let mut pairs: Vec<(&str, &str)> = vec![
+        (root.as_str(), "<root>"),
+        (bin.as_str(), "<bin>"),
+        (d.namespace.as_str(), "<ns>"),
+    ];
+    if let Some(k) = &kubeconfig {
+        pairs.insert(0, (k.as_str(), "<kubeconfig>"));
+    }
+    let json = |o: &Output| -> serde_json::Value {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        // stdout is exactly one JSON document; progress went to stderr as JSON lines.
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        events(&o.stderr);
+        doc
+    };
+
+    // Sources no earlier run built (builds are content-addressed; the daemon keeps old images).
+    for (file, tag) in [
+        ("demo/frontend/public/index.html", "p"),
+        ("demo/backend/public/index.html", "h1"),
+    ] {
+        let page = format!("<{tag}>{}</{tag}>\n", d.namespace);
+        std::fs::write(d.dir.path().join(file), page).unwrap();
+    }
+    // Nothing installed yet: up --dry-run plans the upgrade, builds nothing, deploys nothing.
+    let o = d.stack(&["up", "--once", "--dry-run", "--format", "json"]);
+    let mut report = json(&o);
+    assert_eq!(report["helm"]["status"], "would-upgrade", "{report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert!(steps.iter().all(|s| *s == "would-run"), "{report}");
+    assert!(
+        !d.dir.path().join(".stack/up").exists(),
+        "a dry run wrote the overrides"
+    );
+    let helm_list = d.kubectl(&[
+        "get",
+        "secrets",
+        "-n",
+        &d.namespace,
+        "-l",
+        "owner=helm",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(helm_list.trim(), "", "a dry run installed something");
+    // Image hashes are content hashes of the demo sources: stable, but not the point here.
+    for img in report["images"].as_array_mut().unwrap() {
+        img["reference"] = "<reference>".into();
+        img["files"] = 0.into();
+        img["filesRehashed"] = 0.into();
+    }
+    report["fingerprint"] = "<fingerprint>".into();
+    // The overrides name the content-hash tags: checked, then redacted.
+    let overrides = &mut report["steps"][0]["contents"];
+    let parsed: serde_json::Value = serde_json::from_str(overrides.as_str().unwrap()).unwrap();
+    assert_eq!(parsed["frontend"]["image"]["repository"], "stack/frontend");
+    *overrides = "<image overrides>".into();
+    let report = support::redact(&report, &pairs);
+    insta::assert_json_snapshot!("up_once_dry_run_json", report);
+
+    // Installed: down --dry-run shows the uninstall it would run, and runs none.
+    d.up();
+    let o = d.stack(&["down", "--dry-run", "--format", "json"]);
+    let down = json(&o);
+    assert_eq!(down["status"], "would-uninstall", "{down}");
+    insta::assert_json_snapshot!("down_dry_run_json", support::redact(&down, &pairs));
+    let helm_list = d.kubectl(&[
+        "get",
+        "secrets",
+        "-n",
+        &d.namespace,
+        "-l",
+        "owner=helm",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        helm_list.lines().count(),
+        1,
+        "down --dry-run uninstalled: {helm_list}"
+    );
+
+    // A source change: build --dry-run says what it would build, builds nothing.
+    std::fs::write(
+        d.dir.path().join("demo/frontend/public/index.html"),
+        format!("<h3>{}</h3>\n", d.namespace),
+    )
+    .unwrap();
+    let o = d.stack(&["build", "--dry-run", "--format", "json"]);
+    let mut build = json(&o);
+    let statuses: Vec<&str> = build["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["outcome"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["up-to-date", "would-build"], "{build}");
+    for img in build["images"].as_array_mut().unwrap() {
+        img["reference"] = "<reference>".into();
+        img["files"] = 0.into();
+        img["filesRehashed"] = 0.into();
+    }
+    insta::assert_json_snapshot!("build_dry_run_json", support::redact(&build, &pairs));
+}
+
+#[test]
+fn up_events_come_in_the_order_things_happen() {
+    let Some(d) = dev() else { return };
+    let o = d.stack(&["up", "--once", "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["helm"]["status"], "upgraded");
+    let events = events(&o.stderr);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let position = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred);
+    let planned = position(&|e| e["event"] == "image-planned").expect("image events");
+    let upgrade = position(&|e| {
+        e["event"] == "step"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains(" upgrade --install "))
+    })
+    .unwrap_or_else(|| panic!("no helm upgrade step: {kinds:?}"));
+    let rollout = position(&|e| e["event"] == "rollout").unwrap_or_else(|| panic!("{kinds:?}"));
+    assert!(planned < upgrade && upgrade < rollout, "{kinds:?}");
+    assert_eq!(events[upgrade]["dryRun"], false);
+
+    // The human view prints the same order on stderr: the upgrade's command line, then its rollout.
+    let page = format!("<h2>{}</h2>\n", d.namespace);
+    std::fs::write(d.dir.path().join("demo/frontend/public/index.html"), page).unwrap();
+    let o = d.stack(&["up", "--once"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let err = text(&o.stderr);
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{err}"))
+    };
+    assert!(at("upgrade --install") < at("available"), "{err}");
+    assert!(at("frontend: building") < at("upgrade --install"), "{err}");
+    // -q keeps the result and drops the progress.
+    let o = d.stack(&["up", "--once", "-q"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o.stderr), "", "quiet: no progress");
+    assert!(
+        text(&o.stdout).contains("release up to date"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_build_stops_stack_up_within_a_second() {
+    let Some(d) = dev() else { return };
+    // A build step that takes a minute: Ctrl-C must not wait for it.
+    let dockerfile = d.dir.path().join("demo/backend/Dockerfile");
+    let df = std::fs::read_to_string(&dockerfile).unwrap();
+    let df = df.replacen(
+        "\nCOPY",
+        &format!("\nRUN echo {} && sleep 60\nCOPY", d.namespace),
+        1,
+    );
+    assert!(df.contains("sleep 60"), "Dockerfile changed shape:\n{df}");
+    std::fs::write(&dockerfile, df).unwrap();
+    let mut child = d
+        .cmd(&support::stack_bin())
+        .args(["up", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no build started: {seen:?}"));
+        let started = line.contains("backend: building");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    // Let the build reach its sleep.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "stack up ignored Ctrl-C during a build"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "stopped after {took:?}"
+    );
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("cancelled")), "{rest:?}");
+}

@@ -934,3 +934,24 @@ fn a_nan_in_an_undeclared_subchart_is_refused_by_validate_as_by_values() {
     );
     assert_eq!(stack(root, &["values", "ci/kind"]).status.code(), Some(1));
 }
+
+#[test]
+fn an_alias_bomb_is_refused_like_malformed_yaml() {
+    // "Billion laughs": go-yaml (Helm) refuses it as excessive aliasing; so does stack, at once.
+    let tmp = reference_copy();
+    let mut bomb = format!("a: &a [{}]\n", vec!["lol"; 9].join(", "));
+    for (prev, name) in ('a'..='h').zip('b'..='i') {
+        bomb += &format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{prev}"); 9].join(", ")
+        );
+    }
+    std::fs::write(tmp.path().join("envs/ci/kind.yaml"), bomb).unwrap();
+    let o = stack(tmp.path(), &["validate", "envs"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("envs/ci/kind.yaml:4:20") && err.contains("excessive aliasing"),
+        "{err}"
+    );
+}

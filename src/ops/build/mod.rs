@@ -49,6 +49,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageResult {
     pub name: String,
     /// `<repository>:<content hash>`
