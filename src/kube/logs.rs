@@ -6,6 +6,12 @@
 //! when following starts show their last few lines only; containers that start while we watch show
 //! everything from their start.
 //!
+//! A stream can also end while its container keeps running (API server restart, network blip, a
+//! kubelet that hit an error reading the log file). Whether the instance still runs is what the pod
+//! watch last said, never the error text: while it runs, the stream is reopened with backoff from
+//! the second of the last line shown (`sinceTime`), and lines already shown are dropped by their
+//! timestamps (`Shown`), so nothing is shown twice or lost.
+//!
 //! Nothing here prints: lines go to the caller's `sink`.
 
 use crate::error::StackError;
@@ -13,21 +19,26 @@ use ::kube::api::{Api, LogParams};
 use ::kube::runtime::watcher::{self, watcher, Event};
 use ::kube::runtime::WatchStreamExt;
 use ::kube::{Client, ResourceExt};
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use std::collections::BTreeMap;
+use k8s_openapi::jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Lines shown of a container that was already running when following started.
 const TAIL_LINES: i64 = 10;
-/// Opening a stream is retried this often (a container that just started may not serve logs yet).
+/// Opening (or reopening) a stream is tried this often in a row without showing anything (a
+/// container that just started may not serve logs yet; a kubelet may be briefly unreachable).
 const OPEN_ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A stream that stayed open this long was working: its end starts the attempts afresh.
+const STEADY: Duration = Duration::from_secs(10);
 
 /// One line of a container's output.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +71,8 @@ pub async fn follow(
     let mut started = Started::new();
     let mut streams = JoinSet::new();
     let mut initial = true;
+    // Pods listed since the watch (re)started: instances of pods missing from a relist are gone.
+    let mut relisted = BTreeSet::new();
     let result = loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
@@ -69,13 +82,20 @@ pub async fn follow(
         let pod = match event {
             Ok(Some(Event::Init)) => {
                 initial = true;
+                relisted.clear();
                 continue;
             }
             Ok(Some(Event::InitDone)) => {
                 initial = false;
+                // Dropping an instance's sender tells its stream the instance is gone.
+                started.retain(|(uid, _), _| relisted.contains(uid));
                 continue;
             }
-            Ok(Some(Event::InitApply(pod) | Event::Apply(pod))) => pod,
+            Ok(Some(Event::InitApply(pod))) => {
+                relisted.insert(pod.uid().unwrap_or_default());
+                pod
+            }
+            Ok(Some(Event::Apply(pod))) => pod,
             Ok(Some(Event::Delete(pod))) => {
                 let uid = pod.uid().unwrap_or_default();
                 started.retain(|(u, _), _| *u != uid);
@@ -87,11 +107,13 @@ pub async fn follow(
                 None => continue,
             },
         };
-        for (container, tail) in new_streams(&mut started, &pod, initial) {
+        for (container, tail, running) in new_streams(&mut started, &pod, initial) {
             let params = LogParams {
                 container: Some(container.clone()),
                 follow: true,
                 tail_lines: tail.then_some(TAIL_LINES),
+                // Each line's timestamp is what a reopened stream resumes from.
+                timestamps: true,
                 ..LogParams::default()
             };
             let line = LogLine {
@@ -100,76 +122,212 @@ pub async fn follow(
                 container,
                 line: String::new(),
             };
-            streams.spawn(stream(pods.clone(), params, line, sink.clone()));
+            streams.spawn(stream(pods.clone(), params, line, sink.clone(), running));
         }
     };
     streams.shutdown().await;
     result
 }
 
-/// (pod uid, container) → the restart count whose stream was started.
-type Started = BTreeMap<(String, String), i32>;
+/// The container instance whose stream was started, and what the pod watch last said of it.
+struct Instance {
+    restarts: i32,
+    /// Whether it still runs (the same restart count, state running). Dropped when the instance
+    /// is replaced by a restart or its pod is deleted: its stream then knows it is gone.
+    running: watch::Sender<bool>,
+}
 
-/// The containers of `pod` that need a stream now, each with whether to show only its tail, and
-/// records them in `started`. `initial`: the pod was listed when following started.
-fn new_streams(started: &mut Started, pod: &Pod, initial: bool) -> Vec<(String, bool)> {
+/// (pod uid, container) → the instance whose stream was started.
+type Started = BTreeMap<(String, String), Instance>;
+
+/// The containers of `pod` that need a stream now, each with whether to show only its tail and
+/// the watch of whether it still runs; records them in `started` and tells the streams already
+/// started whether their instance still runs. `initial`: the pod was listed when following started.
+fn new_streams(
+    started: &mut Started,
+    pod: &Pod,
+    initial: bool,
+) -> Vec<(String, bool, watch::Receiver<bool>)> {
     let mut new = Vec::new();
-    for (container, restarts, has_run) in containers(pod) {
-        let key = (pod.uid().unwrap_or_default(), container.clone());
-        if !has_run || started.get(&key).is_some_and(|&r| r >= restarts) {
+    for c in containers(pod) {
+        let key = (pod.uid().unwrap_or_default(), c.name.clone());
+        if let Some(instance) = started.get(&key) {
+            let running = instance.restarts == c.restarts && c.running;
+            instance
+                .running
+                .send_if_modified(|was| std::mem::replace(was, running) != running);
+        }
+        if !c.has_run || started.get(&key).is_some_and(|i| i.restarts >= c.restarts) {
             continue;
         }
         // A container seen at the start has history the user has seen before; one that starts
         // (or restarts) while we watch is shown from its first line.
         let tail = initial && !started.contains_key(&key);
-        started.insert(key, restarts);
-        new.push((container, tail));
+        let (running, watch) = watch::channel(c.running);
+        started.insert(
+            key,
+            Instance {
+                restarts: c.restarts,
+                running,
+            },
+        );
+        new.push((c.name, tail, watch));
     }
     new
 }
 
-/// Streams one container's log into `sink`, each line stamped like `template`.
-async fn stream(
-    pods: Api<Pod>,
-    params: LogParams,
-    template: LogLine,
-    sink: Arc<dyn Fn(LogLine) + Send + Sync>,
-) {
-    let mut delay = FIRST_BACKOFF;
-    let mut attempt = 1;
-    let reader = loop {
-        match pods.log_stream(&template.pod, &params).await {
-            Ok(reader) => break reader,
-            Err(_) if attempt < OPEN_ATTEMPTS => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_BACKOFF);
-                attempt += 1;
-            }
-            // The container is gone or never served logs: nothing to show.
-            Err(_) => return,
+/// How far a container's log has been shown, so that a reopened stream shows only what is new.
+/// Lines are told apart by the timestamps the kubelet adds (`timestamps=true`); the API passes
+/// `sinceTime` on in whole seconds, so a reopened stream starts up to a second early.
+#[derive(Debug, Default)]
+struct Shown {
+    /// The latest timestamp shown, and how many lines shown carry exactly it.
+    last: Option<(Timestamp, usize)>,
+    /// While replaying the start of a reopened stream: how many lines stamped `last` to drop.
+    replaying: Option<usize>,
+}
+
+impl Shown {
+    /// The parameters that reopen the stream first opened with `first`: from the second of the
+    /// last line shown; with nothing shown yet, as first opened.
+    fn resume(&mut self, first: &LogParams) -> LogParams {
+        self.replaying = self.last.map(|(_, n)| n);
+        match self.last {
+            Some((ts, _)) => LogParams {
+                since_time: Timestamp::from_second(ts.as_second()).ok(),
+                tail_lines: None,
+                ..first.clone()
+            },
+            None => first.clone(),
         }
-    };
-    let mut lines = pin!(reader.lines());
-    while let Some(Ok(line)) = lines.next().await {
-        sink(LogLine {
-            line,
-            ..template.clone()
-        });
+    }
+
+    /// Whether a line stamped `ts` is new (to show), recording it. A reopened stream first
+    /// replays lines shown already: those stamped before the last one shown, and as many
+    /// stamped exactly as it as were shown. A line without a timestamp is always new.
+    fn admit(&mut self, ts: Option<Timestamp>) -> bool {
+        let Some(ts) = ts else { return true };
+        if let (Some(skip), Some((last, _))) = (self.replaying.as_mut(), self.last) {
+            if ts < last {
+                return false;
+            }
+            if ts == last && *skip > 0 {
+                *skip -= 1;
+                return false;
+            }
+            self.replaying = None;
+        }
+        match &mut self.last {
+            Some((last, n)) if *last == ts => *n += 1,
+            Some((last, _)) if *last > ts => {}
+            last => *last = Some((ts, 1)),
+        }
+        true
     }
 }
 
-/// Each container of `pod`: (name, restart count, whether this instance has started: running, or
-/// terminated, so a container that crashes at once still shows why).
-fn containers(pod: &Pod) -> Vec<(String, i32, bool)> {
+/// A line of a stream opened with `timestamps=true`: the kubelet's RFC 3339 stamp, a space, the
+/// text. Text the kubelet writes itself (an error ending the stream) has no stamp.
+fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
+    match line.split_once(' ') {
+        Some((ts, text)) => match ts.parse::<Timestamp>() {
+            Ok(ts) => (Some(ts), text),
+            Err(_) => (None, line),
+        },
+        None => (None, line),
+    }
+}
+
+/// Streams one container instance's log into `sink`, each line stamped like `template`, until
+/// its stream ends and the instance no longer runs (`running`, kept by the pod watch). A stream
+/// that ends while the instance runs is reopened where it stopped; after `OPEN_ATTEMPTS`
+/// attempts in a row that show nothing, the instance is given up on quietly.
+async fn stream(
+    pods: Api<Pod>,
+    first: LogParams,
+    template: LogLine,
+    sink: Arc<dyn Fn(LogLine) + Send + Sync>,
+    mut running: watch::Receiver<bool>,
+) {
+    let mut shown = Shown::default();
+    let mut params = first.clone();
+    let mut opened = false;
+    let mut fruitless = 0;
+    let mut delay = FIRST_BACKOFF;
+    loop {
+        let mut fruitful = false;
+        if let Ok(reader) = pods.log_stream(&template.pod, &params).await {
+            opened = true;
+            let since = Instant::now();
+            let mut reader = pin!(reader);
+            let mut raw = Vec::new();
+            // Until the stream ends or fails (a line that is not UTF-8 does not end it).
+            while matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                let (ts, text) = split_timestamp(text);
+                if shown.admit(ts) {
+                    fruitful = true;
+                    sink(LogLine {
+                        line: text.to_owned(),
+                        ..template.clone()
+                    });
+                }
+                raw.clear();
+            }
+            fruitful |= since.elapsed() >= STEADY;
+        }
+        if fruitful {
+            fruitless = 0;
+            delay = FIRST_BACKOFF;
+        } else {
+            fruitless += 1;
+        }
+        if fruitless >= OPEN_ATTEMPTS {
+            return;
+        }
+        // A pod watch update (the container ended, the pod was deleted) cuts the wait short.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = running.changed() => {}
+        }
+        // Before the first open, any instance is retried (one that crashed at once still shows
+        // why); after it, only one the pod watch still reports running.
+        let gone = running.has_changed().is_err();
+        if gone || (opened && !*running.borrow_and_update()) {
+            return;
+        }
+        delay = (delay * 2).min(MAX_BACKOFF);
+        params = shown.resume(&first);
+    }
+}
+
+/// What the pod's status says of one container.
+#[derive(Debug, PartialEq, Eq)]
+struct ContainerState {
+    name: String,
+    restarts: i32,
+    /// This instance has started: running, or terminated (a container that crashes at once
+    /// still shows why).
+    has_run: bool,
+    running: bool,
+}
+
+/// Each container of `pod`, as its status reports it.
+fn containers(pod: &Pod) -> Vec<ContainerState> {
     pod.status
         .iter()
         .flat_map(|s| s.container_statuses.iter().flatten())
         .map(|c| {
-            let has_run = c
-                .state
-                .as_ref()
-                .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
-            (c.name.clone(), c.restart_count, has_run)
+            let state = c.state.as_ref();
+            let running = state.is_some_and(|s| s.running.is_some());
+            ContainerState {
+                name: c.name.clone(),
+                restarts: c.restart_count,
+                has_run: running || state.is_some_and(|s| s.terminated.is_some()),
+                running,
+            }
         })
         .collect()
 }
@@ -258,38 +416,127 @@ mod tests {
         }))
     }
 
+    /// `new_streams` without the watches: (container, tail only).
+    fn started_now(started: &mut Started, pod: &Pod, initial: bool) -> Vec<(String, bool)> {
+        new_streams(started, pod, initial)
+            .into_iter()
+            .map(|(c, tail, _)| (c, tail))
+            .collect()
+    }
+
     #[test]
     fn one_stream_per_container_instance_tail_only_for_what_was_already_running() {
         let running = json!({ "running": {} });
         let mut started = Started::new();
         assert_eq!(
-            new_streams(&mut started, &app(0, running.clone()), true),
+            started_now(&mut started, &app(0, running.clone()), true),
             [("app".to_owned(), true)]
         );
         // Status updates of the same instance start nothing.
-        assert!(new_streams(&mut started, &app(0, running.clone()), false).is_empty());
-        assert!(new_streams(
+        assert!(started_now(&mut started, &app(0, running.clone()), false).is_empty());
+        assert!(started_now(
             &mut started,
             &app(0, json!({ "terminated": { "exitCode": 1 } })),
             false
         )
         .is_empty());
         // The restarted container is new: shown from its first line.
-        assert!(new_streams(&mut started, &app(1, json!({ "waiting": {} })), false).is_empty());
+        assert!(started_now(&mut started, &app(1, json!({ "waiting": {} })), false).is_empty());
         assert_eq!(
-            new_streams(&mut started, &app(1, running.clone()), false),
+            started_now(&mut started, &app(1, running.clone()), false),
             [("app".to_owned(), false)]
         );
         // A pod that appears while we watch is shown whole; one that crashed at once still is.
         let mut started = Started::new();
         assert_eq!(
-            new_streams(
+            started_now(
                 &mut started,
                 &app(0, json!({ "terminated": { "exitCode": 2 } })),
                 false
             ),
             [("app".to_owned(), false)]
         );
+    }
+
+    #[test]
+    fn a_stream_learns_from_the_pod_watch_whether_its_instance_still_runs() {
+        let running = json!({ "running": {} });
+        let mut started = Started::new();
+        let (_, _, first) = new_streams(&mut started, &app(0, running.clone()), true).remove(0);
+        assert!(*first.borrow());
+        // It stops running: the stream is told.
+        new_streams(
+            &mut started,
+            &app(0, json!({ "terminated": { "exitCode": 1 } })),
+            false,
+        );
+        assert!(first.has_changed().unwrap() && !*first.borrow());
+        // A restart replaces the instance: the old stream's watch closes, the new one runs.
+        let (_, _, second) = new_streams(&mut started, &app(1, running.clone()), false).remove(0);
+        assert!(first.has_changed().is_err());
+        assert!(*second.borrow());
+        // The pod is deleted: its instances are dropped, and so are their watches.
+        started.retain(|(uid, _), _| uid != "u1");
+        assert!(second.has_changed().is_err());
+    }
+
+    fn ts(text: &str) -> Option<Timestamp> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn a_reopened_stream_shows_only_lines_not_shown_yet() {
+        let first = LogParams {
+            follow: true,
+            tail_lines: Some(TAIL_LINES),
+            timestamps: true,
+            ..LogParams::default()
+        };
+        let mut shown = Shown::default();
+        // Nothing shown yet: reopened as first opened.
+        assert_eq!(shown.resume(&first).tail_lines, Some(TAIL_LINES));
+        // Two lines in the same nanosecond, then one later in the same second.
+        for t in ["12:00:00.5Z", "12:00:00.5Z", "12:00:00.7Z"] {
+            assert!(shown.admit(ts(&format!("2026-01-01T{t}"))));
+        }
+        assert!(shown.admit(ts("2026-01-01T12:00:00.7Z")));
+        // Reopened from the second of the last line (the API passes whole seconds on), no tail.
+        let again = shown.resume(&first);
+        assert_eq!(
+            (again.since_time, again.tail_lines),
+            (ts("2026-01-01T12:00:00Z"), None)
+        );
+        assert!(again.follow && again.timestamps);
+        // The replay drops what was shown (both 0.7 lines), then shows what is new, even a third
+        // line stamped 0.7 and a line stamped earlier once the replay is over.
+        let replay = ["12:00:00.5Z", "12:00:00.5Z", "12:00:00.7Z", "12:00:00.7Z"];
+        for t in replay {
+            assert!(!shown.admit(ts(&format!("2026-01-01T{t}"))), "{t}");
+        }
+        assert!(shown.admit(ts("2026-01-01T12:00:00.7Z")));
+        assert!(shown.admit(ts("2026-01-01T12:00:01Z")));
+        assert!(shown.admit(ts("2026-01-01T12:00:00.9Z")));
+        // Reopened again: three lines of 0.7 were not the last any more; 01 was.
+        shown.resume(&first);
+        assert!(!shown.admit(ts("2026-01-01T12:00:00.9Z")));
+        assert!(!shown.admit(ts("2026-01-01T12:00:01Z")));
+        assert!(shown.admit(ts("2026-01-01T12:00:02Z")));
+        // Text the kubelet writes itself has no stamp and is shown as it comes.
+        assert!(shown.admit(None));
+    }
+
+    #[test]
+    fn lines_are_split_from_the_kubelets_timestamps() {
+        assert_eq!(
+            split_timestamp("2026-12-01T02:44:35.207820558Z line one"),
+            (ts("2026-12-01T02:44:35.207820558Z"), "line one")
+        );
+        assert_eq!(
+            split_timestamp("2026-12-01T02:44:35Z "),
+            (ts("2026-12-01T02:44:35Z"), "")
+        );
+        let error = "failed to read log file \"/l/app.log\": read /l/app.log: is a directory";
+        assert_eq!(split_timestamp(error), (None, error));
     }
 
     #[test]
@@ -300,14 +547,23 @@ mod tests {
                 { "name": "app", "restartCount": 2, "ready": true, "image": "i", "imageID": "",
                   "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } },
                 { "name": "sidecar", "restartCount": 0, "ready": false, "image": "i", "imageID": "",
-                  "state": { "waiting": { "reason": "ContainerCreating" } } }
+                  "state": { "waiting": { "reason": "ContainerCreating" } } },
+                { "name": "init", "restartCount": 0, "ready": false, "image": "i", "imageID": "",
+                  "state": { "terminated": { "exitCode": 0 } } }
             ] }
         }));
+        let state = |name: &str, restarts, has_run, running| ContainerState {
+            name: name.to_owned(),
+            restarts,
+            has_run,
+            running,
+        };
         assert_eq!(
             containers(&p),
             [
-                ("app".to_owned(), 2, true),
-                ("sidecar".to_owned(), 0, false)
+                state("app", 2, true, true),
+                state("sidecar", 0, false, false),
+                state("init", 0, true, false)
             ]
         );
     }

@@ -24,6 +24,14 @@ pub enum Action {
     Write { path: PathBuf, contents: String },
     /// A file stack owns under `.stack/`; a missing file is fine.
     Remove { path: PathBuf },
+    /// A JSON record under `.stack/` whose `key` is what `probe` prints (trimmed), read when the
+    /// step runs — e.g. an ownership record carrying the identity of what was just created.
+    Record {
+        path: PathBuf,
+        record: serde_json::Value,
+        key: String,
+        probe: Cmd,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -66,8 +74,37 @@ impl Step {
             Action::Run { cmd } => cmd.to_string(),
             Action::Write { path, .. } => format!("write {}", path.display()),
             Action::Remove { path } => format!("rm -f {}", path.display()),
+            Action::Record {
+                path, key, probe, ..
+            } => format!("write {} ({key} from: {probe})", path.display()),
         }
     }
+
+    /// A JSON record with `key` filled from `probe`'s output when the step runs.
+    pub fn record(
+        why: impl Into<String>,
+        path: PathBuf,
+        record: serde_json::Value,
+        key: &str,
+        probe: Cmd,
+    ) -> Self {
+        Step {
+            why: why.into(),
+            action: Action::Record {
+                path,
+                record,
+                key: key.to_owned(),
+                probe,
+            },
+        }
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).expect("JSON values serialize")
+    )
 }
 
 /// How a recorded step ended.
@@ -200,8 +237,46 @@ impl<'a> Exec<'a> {
                 }
                 Action::Write { path, contents } => self.write(&step.why, path, contents)?,
                 Action::Remove { path } => self.remove(&step.why, path)?,
+                Action::Record {
+                    path,
+                    record,
+                    key,
+                    probe,
+                } => self.record(step, path, record, key, probe)?,
             }
         }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        step: &Step,
+        path: &Path,
+        record: &serde_json::Value,
+        key: &str,
+        probe: &Cmd,
+    ) -> anyhow::Result<()> {
+        let mut shown = record.clone();
+        shown[key] = format!("<printed by {}>", probe.short_line()).into();
+        if !self.begin(&step.why, step.line(), Some(&pretty(&shown))) {
+            return Ok(());
+        }
+        let out = self.runner.run(probe).map_err(|e| {
+            self.failed();
+            anyhow::Error::new(StackError::tool(
+                e,
+                "is the cluster up? (`stack cluster status`)",
+            ))
+            .context(format!("could not {}", step.why))
+        })?;
+        let value = out.stdout.trim();
+        if value.is_empty() {
+            self.failed();
+            anyhow::bail!("could not {}: `{probe}` printed nothing", step.why);
+        }
+        let mut full = record.clone();
+        full[key] = value.into();
+        crate::state::write_file(path, &pretty(&full)).inspect_err(|_| self.failed())?;
         Ok(())
     }
 

@@ -158,6 +158,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         &["kubectl"],
         ok("configmap/local-registry-hosting created\n"),
     );
+    r.on(KIND_IDENTITY, ok("uid-of-stacks-cluster"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
     let report = cluster::up(
         &project,
@@ -175,6 +176,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
             "docker network inspect --format '{{.Name}}' kind".into(),
             format!("docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"),
             "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig".into(),
+            "kubectl --kubeconfig .stack/kubeconfig --context kind-stack get namespace kube-system -o 'jsonpath={.metadata.uid}'".into(),
             format!("docker exec stack-control-plane mkdir -p {hosts_dir}"),
             format!("docker exec stack-control-plane sh -c 'printf '\\''%s\\n'\\'' \"$1\" > \"$2\"' sh '[host.\"http://stack-registry:5000\"]' {hosts_dir}/hosts.toml"),
             "docker network connect kind stack-registry".into(),
@@ -189,7 +191,11 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     assert!(manifest.contains("name: local-registry-hosting\n  namespace: kube-public\n"));
     assert!(manifest.contains(&format!("    host: \"localhost:{reg}\"\n")));
     assert_eq!(report.steps.len(), 7);
-    assert!(fx.root().join(".stack/clusters/kind-stack.json").is_file());
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.root().join(".stack/clusters/kind-stack.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["uid"], "uid-of-stacks-cluster", "{record}");
 
     // Second up: the cluster, the registry (connected), hosts.toml and the ConfigMap all exist.
     fx.write_kubeconfig("kind-stack");
@@ -245,6 +251,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     r.on(&["docker", "ps"], ok("stack-registry\tbridge,kind\n"));
     r.on(&["docker", "network", "disconnect"], ok(""));
     r.on(&["docker", "rm"], ok("stack-registry\n"));
+    r.on(KIND_IDENTITY, ok("uid-of-stacks-cluster\n"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
     let report = cluster::down(
         &project,
@@ -257,6 +264,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         r.lines(),
         vec![
             "kind get clusters".to_owned(),
+            "kubectl --kubeconfig .stack/kubeconfig --context kind-stack get namespace kube-system -o 'jsonpath={.metadata.uid}'".into(),
             "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'".into(),
             "kind delete cluster --name stack --kubeconfig .stack/kubeconfig".into(),
             "docker network disconnect kind stack-registry".into(),
@@ -327,7 +335,7 @@ fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
     // The ownership record comes after the create it records.
     assert_eq!(
         lines[2],
-        format!("write {root}/.stack/clusters/kind-stack.json")
+        format!("write {root}/.stack/clusters/kind-stack.json (uid from: cd {root} && kubectl --kubeconfig .stack/kubeconfig --context kind-stack get namespace kube-system -o 'jsonpath={{.metadata.uid}}')")
     );
     assert!(!fx.root().join(".stack").exists(), "dry run wrote files");
     let human = stack::ui::cluster::change_human(&report, false);
@@ -582,6 +590,7 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok("[]\n"));
     r.on(&["k3d", "cluster", "create"], ok(""));
     r.on(&["k3d", "kubeconfig", "merge"], ok(".stack/kubeconfig\n"));
+    r.on(&["kubectl"], ok("uid-k3d\n"));
     let h = host(&r, &fx.root().join("none"));
     let report = cluster::up(
         &project,
@@ -596,6 +605,8 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
             "k3d cluster list -o json",
             "k3d cluster create stack --config k3d/cluster.yaml --kubeconfig-update-default=false --kubeconfig-switch-context=false",
             "k3d kubeconfig merge stack --output .stack/kubeconfig --kubeconfig-switch-context=false",
+            // The identity is read once the kubeconfig holds the new context.
+            "kubectl --kubeconfig .stack/kubeconfig --context k3d-stack get namespace kube-system -o 'jsonpath={.metadata.uid}'",
         ]
     );
     assert_eq!(report.context, "k3d-stack");
@@ -617,6 +628,7 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
     let r = RecordingRunner::new();
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
     r.on(&["k3d", "cluster", "delete"], ok(""));
+    r.on(&["kubectl"], ok("uid-k3d\n"));
     r.on(&["kubectl", "config"], ok(""));
     let h = host(&r, &fx.root().join("none"));
     cluster::down(
@@ -631,6 +643,7 @@ fn k3d_up_twice_down_twice_exact_command_lines() {
         r.lines(),
         vec![
             "k3d cluster list -o json",
+            "kubectl --kubeconfig .stack/kubeconfig --context k3d-stack get namespace kube-system -o 'jsonpath={.metadata.uid}'",
             "k3d cluster delete stack",
             "kubectl config delete-context k3d-stack --kubeconfig .stack/kubeconfig",
             "kubectl config delete-cluster k3d-stack --kubeconfig .stack/kubeconfig",
@@ -768,6 +781,18 @@ fn existing_context_in_the_allowlist_is_checked_not_changed() {
     assert!(report.steps.is_empty());
     assert_eq!(r.lines().len(), 1);
 }
+
+/// How the kind cluster's identity (its kube-system namespace UID) is read.
+const KIND_IDENTITY: &[&str] = &[
+    "kubectl",
+    "--kubeconfig",
+    ".stack/kubeconfig",
+    "--context",
+    "kind-stack",
+    "get",
+    "namespace",
+    "kube-system",
+];
 
 const KUBECTL_NODES: &str = r#"{"apiVersion":"v1","kind":"List","items":[{"metadata":{"name":"stack-control-plane","labels":{"ingress-ready":"true","node-role.kubernetes.io/control-plane":""}},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]}"#;
 
@@ -1459,4 +1484,191 @@ fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
         "{:?}",
         r.lines()
     );
+}
+
+/// kind and docker answered by the recording fake (kind clusters cannot run here); kubectl run
+/// for real against the rig's API server, which plays the kind cluster's API.
+struct RealKubectl<'a> {
+    fake: &'a RecordingRunner,
+    bin_dir: PathBuf,
+}
+
+impl Runner for RealKubectl<'_> {
+    fn output(&self, cmd: &stack::tool::Cmd) -> Result<Output, stack::tool::RunError> {
+        if cmd.tool_name() == "kubectl" {
+            let mut real = cmd.clone();
+            real.program = self.bin_dir.join("kubectl");
+            return stack::tool::RealRunner.output(&real);
+        }
+        self.fake.output(cmd)
+    }
+}
+
+#[test]
+fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
+    let env = support::rig_env();
+    if !support::require("rig", env.as_ref().map(|_| ()).map_err(Clone::clone)) {
+        return;
+    }
+    let env = env.unwrap();
+    let fx = Fixture::new(
+        "apiVersion: stack/v1\ncluster:\n  provider: kind\n  name: stack\n  registry:\n    enabled: false\n",
+        &[],
+    );
+    // What `kind create cluster --kubeconfig .stack/kubeconfig` writes: here, the rig's API server
+    // under kind's context name.
+    let rig_kubeconfig = env
+        .vars
+        .iter()
+        .find(|(k, _)| *k == "KUBECONFIG")
+        .map(|(_, v)| v.clone())
+        .expect("the rig names its kubeconfig");
+    let text = std::fs::read_to_string(&rig_kubeconfig).unwrap();
+    let renamed = text.replace("stack-rig", "kind-stack");
+    let fake = RecordingRunner::new();
+    fake.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    fake.on(
+        &["kind", "create", "cluster"],
+        fail(0, "Creating cluster \"stack\" ...\n"),
+    );
+    let runner = RealKubectl {
+        fake: &fake,
+        bin_dir: env.bin_dir.clone(),
+    };
+    // The fake create "writes" the kubeconfig before the identity is read.
+    std::fs::create_dir_all(fx.root().join(".stack")).unwrap();
+    std::fs::write(fx.root().join(".stack/kubeconfig"), &renamed).unwrap();
+    let h = host(&runner, &fx.root().join("none"));
+    cluster::up(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
+    let record_path = fx.root().join(".stack/clusters/kind-stack.json");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    let real_uid = std::process::Command::new(env.bin_dir.join("kubectl"))
+        .args(["--kubeconfig", &rig_kubeconfig, "--context", "stack-rig"])
+        .args([
+            "get",
+            "namespace",
+            "kube-system",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .output()
+        .unwrap();
+    let real_uid = String::from_utf8(real_uid.stdout).unwrap();
+    assert!(!real_uid.is_empty());
+    assert_eq!(
+        record["uid"],
+        real_uid.as_str(),
+        "the API server's own kube-system UID"
+    );
+
+    // The cluster stack recorded was deleted and somebody made another of the same name: its
+    // identity differs, so down keeps it (and forgets the stale record).
+    let mut stale = record.clone();
+    stale["uid"] = "00000000-0000-0000-0000-000000000000".into();
+    std::fs::write(&record_path, stale.to_string()).unwrap();
+    let fake = RecordingRunner::new();
+    fake.on(&["kind", "get", "clusters"], ok("stack\n"));
+    fake.on(&["docker", "ps"], ok(""));
+    let runner = RealKubectl {
+        fake: &fake,
+        bin_dir: env.bin_dir.clone(),
+    };
+    let h = host(&runner, &fx.root().join("none"));
+    let report = cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
+    assert!(
+        !fake.lines().iter().any(|l| l.starts_with("kind delete")),
+        "deleted a cluster stack did not create: {:?}",
+        fake.lines()
+    );
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.contains("re-created outside stack") && k.contains(&real_uid)),
+        "{:?}",
+        report.kept
+    );
+    assert!(!record_path.exists(), "the stale record is forgotten");
+
+    // The right identity: down deletes it.
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    let fake = RecordingRunner::new();
+    fake.on(&["kind", "get", "clusters"], ok("stack\n"));
+    fake.on(&["kind", "delete", "cluster"], ok(""));
+    fake.on(&["docker", "ps"], ok(""));
+    let runner = RealKubectl {
+        fake: &fake,
+        bin_dir: env.bin_dir.clone(),
+    };
+    let h = host(&runner, &fx.root().join("none"));
+    cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
+    assert!(
+        fake.lines()
+            .iter()
+            .any(|l| l == "kind delete cluster --name stack --kubeconfig .stack/kubeconfig"),
+        "{:?}",
+        fake.lines()
+    );
+
+    // An API server that does not answer: nothing is deleted, the record is kept.
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    std::fs::write(
+        fx.root().join(".stack/kubeconfig"),
+        renamed.replace(&server_of(&renamed), "https://127.0.0.1:1"),
+    )
+    .unwrap();
+    let fake = RecordingRunner::new();
+    fake.on(&["kind", "get", "clusters"], ok("stack\n"));
+    fake.on(&["docker", "ps"], ok(""));
+    let runner = RealKubectl {
+        fake: &fake,
+        bin_dir: env.bin_dir.clone(),
+    };
+    let h = host(&runner, &fx.root().join("none"));
+    let report = cluster::down(
+        &fx.project(),
+        &h,
+        &Options::default(),
+        &stack::ops::events::Discard,
+    )
+    .unwrap();
+    assert!(!fake.lines().iter().any(|l| l.starts_with("kind delete")));
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.contains("cannot check that it is the cluster stack created")),
+        "{:?}",
+        report.kept
+    );
+    assert!(record_path.exists(), "an unverified record is kept");
+}
+
+/// The `server:` URL of the (only) cluster in a kubeconfig.
+fn server_of(kubeconfig: &str) -> String {
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server line")
+        .trim()
+        .to_owned()
 }

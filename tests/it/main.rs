@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod build;
+mod buildkit;
 mod cli;
 mod cluster;
 mod conformance;

@@ -2,9 +2,9 @@
 //! `up` checks that the context exists in the (explicit) kubeconfig file and that the API server
 //! answers; it creates nothing, and `down` removes nothing.
 
-use crate::ops::plan::Step;
 use super::{ChangeReport, Host, StatusReport, Target};
 use crate::error::StackError;
+use crate::ops::plan::Step;
 use crate::tool::Tool;
 
 fn readyz(t: &Target, host: &Host) -> anyhow::Result<Result<(), String>> {

@@ -4,11 +4,11 @@
 //! registry with the cluster). k3d never touches the user's kubeconfig here: credentials go to
 //! `.stack/kubeconfig` with `k3d kubeconfig merge --output`.
 
-use crate::ops::plan::Step;
 use super::ports::{self, HostPort, Protocol};
 use super::registry;
 use super::{ChangeReport, Host, NodeStatus, RegistryStatus, StatusReport, Target};
 use crate::error::StackError;
+use crate::ops::plan::Step;
 use crate::tool::{Cmd, Tool};
 use crate::yaml::{Node, Value};
 use std::path::Path;
@@ -230,20 +230,20 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         .arg("--kubeconfig-switch-context=false")
         .cwd(&t.root);
     steps.push(Step::run(format!("create k3d cluster {}", t.name), create));
-    steps.push(super::after_create(t));
     steps.push(Step::run(
         format!("write credentials for {} into {}", t.context, t.kubeconfig),
         merge_kubeconfig_cmd(t, &k3d),
     ));
+    steps.push(super::after_create(t, host)?);
     Ok(steps)
 }
 
 pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let k3d = host.tool(Tool::K3d)?;
     let exists = find(&list(t, host, &k3d)?, &t.name).is_some();
-    let owned = t.owned_marker().is_file();
+    let ownership = super::ownership(t, host, exists)?;
     let mut steps = Vec::new();
-    if exists && owned {
+    if exists && ownership == super::Ownership::Ours {
         steps.push(Step::run(
             format!(
                 "delete k3d cluster {} (k3d removes the registry it created with it)",
@@ -255,11 +255,17 @@ pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::
         ));
     } else if exists {
         report.kept.push(format!(
-            "k3d cluster {}: not created by stack in this project; delete it yourself with `k3d cluster delete {}`",
-            t.name, t.name
+            "k3d cluster {}: {}; delete it yourself with `k3d cluster delete {}`",
+            t.name,
+            ownership.kept_reason(t),
+            t.name
         ));
     }
-    if owned {
+    // A record is forgotten once its cluster is gone or was replaced; an unverified one is kept.
+    if matches!(
+        ownership,
+        super::Ownership::Ours | super::Ownership::Replaced { .. }
+    ) {
         steps.push(Step::remove(
             format!("forget that stack created k3d cluster {}", t.name),
             t.owned_marker(),

@@ -2,11 +2,11 @@
 //! `kind create cluster` (fails on an existing name, so `up` checks first), `kind delete cluster`
 //! (idempotent), plus the local registry wiring from kind's documentation (`registry.rs`).
 
-use crate::ops::plan::Step;
 use super::ports::{self, HostPort, Protocol};
 use super::registry::{self, Container};
 use super::{ChangeReport, Host, NodeStatus, RegistryStatus, StatusReport, Target};
 use crate::error::StackError;
+use crate::ops::plan::Step;
 use crate::tool::{Cmd, Tool};
 use crate::yaml::{Node, Value};
 use std::path::Path;
@@ -334,7 +334,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
             format!("create kind cluster {}", t.name),
             create_cmd(t, &kind, config.as_deref()),
         ));
-        steps.push(super::after_create(t));
+        steps.push(super::after_create(t, host)?);
         predicted_nodes(t)
     };
 
@@ -404,9 +404,9 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
 pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let kind = host.tool(Tool::Kind)?;
     let exists = clusters(t, host, &kind)?.contains(&t.name);
-    let owned = t.owned_marker().is_file();
+    let ownership = super::ownership(t, host, exists)?;
     let mut steps = Vec::new();
-    if exists && owned {
+    if exists && ownership == super::Ownership::Ours {
         steps.push(Step::run(
             format!("delete kind cluster {}", t.name),
             Cmd::new(&kind)
@@ -416,15 +416,17 @@ pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::
         ));
     } else if exists {
         report.kept.push(format!(
-            "kind cluster {}: not created by stack in this project (no {}); delete it yourself with `kind delete cluster --name {}`",
+            "kind cluster {}: {}; delete it yourself with `kind delete cluster --name {}`",
             t.name,
-            t.owned_marker()
-                .strip_prefix(&t.root)
-                .unwrap_or(&t.owned_marker())
-                .display(),
+            ownership.kept_reason(t),
             t.name
         ));
     }
+    // A record is forgotten once its cluster is gone or was replaced; an unverified one is kept.
+    let owned = matches!(
+        ownership,
+        super::Ownership::Ours | super::Ownership::Replaced { .. }
+    );
     if owned {
         steps.push(Step::remove(
             format!("forget that stack created kind cluster {}", t.name),

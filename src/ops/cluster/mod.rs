@@ -20,10 +20,10 @@ pub mod registry;
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
-use crate::tool::{Cmd, Tool};
-use crate::yaml::{self, Node};
 use crate::ops::events::Sink;
 use crate::ops::plan::{Exec, Step, StepReport};
+use crate::tool::{Cmd, Tool};
+use crate::yaml::{self, Node};
 use registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -74,17 +74,14 @@ impl Target {
         crate::state::State::new(&self.root).cluster_record(&self.context)
     }
 
-    pub fn owned_record(&self) -> String {
-        let doc = serde_json::json!({
+    /// The ownership record before its identity (`uid`) is filled in.
+    pub fn owned_record(&self) -> serde_json::Value {
+        serde_json::json!({
             "provider": provider_name(self.provider),
             "name": self.name,
             "context": self.context,
             "createdBy": "stack",
-        });
-        format!(
-            "{}\n",
-            serde_json::to_string_pretty(&doc).expect("serializes")
-        )
+        })
     }
 
     /// Whether the kubeconfig file holds this target's context.
@@ -110,18 +107,103 @@ fn before_create(
         .collect()
 }
 
-/// The ownership record, written only once the create succeeded: after a failed create, a
-/// same-named cluster somebody else makes later is never taken for stack's.
-fn after_create(t: &Target) -> Step {
-    Step::write(
+/// The ownership record, written only once the create succeeded (and the kubeconfig holds the
+/// new context): after a failed create, a same-named cluster somebody else makes later is never
+/// taken for stack's. It carries the cluster's identity — the UID of its `kube-system` namespace,
+/// new with every cluster — which `down` compares before deleting anything.
+fn after_create(t: &Target, host: &Host) -> anyhow::Result<Step> {
+    let kubectl = host.tool(Tool::Kubectl)?;
+    Ok(Step::record(
         format!(
-            "record that stack created {} cluster {}",
+            "record that stack created {} cluster {}, with its identity",
             provider_name(t.provider),
             t.name
         ),
         t.owned_marker(),
         t.owned_record(),
-    )
+        "uid",
+        identity_cmd(t, &kubectl),
+    ))
+}
+
+/// Prints the cluster's identity: its `kube-system` namespace UID (read-only).
+fn identity_cmd(t: &Target, kubectl: &Path) -> Cmd {
+    t.kubectl(kubectl).args([
+        "get",
+        "namespace",
+        "kube-system",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+}
+
+/// Whether the cluster `down` is about to delete is the one stack created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// Recorded, and (when it exists) the identity matches.
+    Ours,
+    /// No record: stack did not create it (in this project).
+    NotRecorded,
+    /// Recorded, but the cluster there now has another identity (deleted and re-created outside
+    /// stack): the record is stale.
+    Replaced { recorded: String, found: String },
+    /// Recorded, but the identity cannot be read now (API server down): nothing is deleted.
+    Unverified(String),
+}
+
+impl Ownership {
+    /// Why a cluster that exists is kept, for `down`'s report.
+    pub(crate) fn kept_reason(&self, t: &Target) -> String {
+        match self {
+            Ownership::Ours => String::new(),
+            Ownership::NotRecorded => format!(
+                "not created by stack in this project (no {})",
+                t.owned_marker()
+                    .strip_prefix(&t.root)
+                    .unwrap_or(&t.owned_marker())
+                    .display()
+            ),
+            Ownership::Replaced { recorded, found } => format!(
+                "not the cluster stack created: its kube-system UID is {found}, stack recorded {recorded} (it was re-created outside stack)"
+            ),
+            Ownership::Unverified(why) => format!(
+                "cannot check that it is the cluster stack created ({why}); start it and run `stack cluster down` again"
+            ),
+        }
+    }
+}
+
+/// Reads the ownership record and, when the cluster exists, compares its identity.
+pub(crate) fn ownership(t: &Target, host: &Host, exists: bool) -> anyhow::Result<Ownership> {
+    let Ok(text) = std::fs::read_to_string(t.owned_marker()) else {
+        return Ok(Ownership::NotRecorded);
+    };
+    if !exists {
+        return Ok(Ownership::Ours);
+    }
+    let recorded = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["uid"].as_str().map(str::to_owned));
+    let Some(recorded) = recorded else {
+        return Ok(Ownership::Unverified(format!(
+            "{} records no identity",
+            t.owned_marker().display()
+        )));
+    };
+    let kubectl = host.tool(Tool::Kubectl)?;
+    let out = host.runner.output(&identity_cmd(t, &kubectl))?;
+    let found = out.stdout.trim();
+    if !out.success() || found.is_empty() {
+        return Ok(Ownership::Unverified(first_line(&out.stderr)));
+    }
+    Ok(if found == recorded {
+        Ownership::Ours
+    } else {
+        Ownership::Replaced {
+            recorded,
+            found: found.to_owned(),
+        }
+    })
 }
 
 pub fn provider_name(p: Provider) -> &'static str {
