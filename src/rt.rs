@@ -56,12 +56,23 @@ where
     })
 }
 
-/// First Ctrl-C: cancel everything (each phase stops and cleans up); second: exit 130 at once.
+/// First Ctrl-C (or SIGTERM, as CI runners and `timeout` send): cancel everything (each phase
+/// stops and cleans up); a second one exits with 130 at once.
 pub fn install_ctrl_c() {
     runtime().spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token().cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        for round in 0..2 {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                token().cancel();
+            } else {
                 std::process::exit(130);
             }
         }

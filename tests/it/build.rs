@@ -219,12 +219,12 @@ fn failures_name_the_step_and_exit_codes_follow_the_policy() {
     let o = t.stack(&["build", "frontend"]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
-    // (The step count includes the LABEL steps the daemon adds for stack's labels.)
+    // BuildKit names the step as `docker build` shows it; its error ends with the exit code.
     assert!(
-        err.contains("build FAILED at Step 2/") && err.contains(": RUN echo preparing"),
+        err.contains("build FAILED at [2/2] RUN echo preparing"),
         "{err}"
     );
-    assert!(err.contains("returned a non-zero code: 7"), "{err}");
+    assert!(err.contains("exit code: 7"), "{err}");
     assert!(
         err.contains("last output:") && err.contains("\n    preparing"),
         "the RUN's own output is shown: {err}"
