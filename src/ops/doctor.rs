@@ -215,18 +215,10 @@ fn first_line(s: &str) -> String {
 /// same API client, so doctor never says OK while build cannot connect.
 fn docker_daemon(host: &Host) -> Check {
     let name = "docker daemon".to_owned();
-    let version = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| crate::error::StackError::Internal {
-            message: e.to_string(),
-        })
-        .and_then(|rt| {
-            rt.block_on(async {
-                let d = crate::docker::Docker::connect(host.docker_endpoint()?).await?;
-                d.server_version().await
-            })
-        });
+    let version = crate::rt::block_on(async {
+        let d = crate::docker::Docker::connect(host.docker_endpoint()?).await?;
+        d.server_version().await
+    });
     let at = (!host.docker_host.is_empty())
         .then(|| format!("{} ({})", host.docker_host, host.docker_source));
     match version {

@@ -100,3 +100,32 @@ fn kube_flags_are_built_only_by_the_release_layer() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_process_has_one_tokio_runtime() {
+    let found = offenders(&["src/rt.rs"], |l| {
+        l.contains("runtime::Builder") || l.contains("Runtime::new")
+    });
+    assert!(
+        found.is_empty(),
+        "build no runtime outside src/rt.rs (use crate::rt::block_on / until_cancelled):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn only_ui_prints() {
+    let found = offenders(&[], |l| {
+        ["println!(", "eprintln!(", "print!(", "eprint!("]
+            .iter()
+            .any(|m| l.contains(m))
+    })
+    .into_iter()
+    .filter(|o| !o.starts_with("src/ui/") && !o.starts_with("src/main.rs"))
+    .collect::<Vec<_>>();
+    assert!(
+        found.is_empty(),
+        "ops and building blocks never print (emit an event or return a report):\n{}",
+        found.join("\n")
+    );
+}
