@@ -122,8 +122,16 @@ impl StackError {
                 file: e.file,
                 pos: e.pos,
             }),
-            message: format!("malformed YAML: {}", e.message),
-            hint: Some("fix the YAML syntax at that position".into()),
+            message: if e.message.contains("excessive aliasing") {
+                format!("YAML Helm refuses: {}", e.message)
+            } else {
+                format!("malformed YAML: {}", e.message)
+            },
+            hint: Some(if e.message.contains("excessive aliasing") {
+                "write the values out (or anchor fewer, smaller nodes): Helm refuses this file too".into()
+            } else {
+                "fix the YAML syntax at that position".into()
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ mod classify;
 pub mod diagnostics;
 pub mod forward;
 pub mod logs;
+pub mod object;
 pub mod sync;
 pub mod wait;
 
@@ -19,11 +20,50 @@ pub use wait::{wait_ready, Readiness, ResourceProgress};
 
 use crate::error::StackError;
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long the API server gets to answer `/version` before it counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A kubeconfig file and a context in it: where a planned API step goes (never the current
+/// context).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeContext {
+    pub kubeconfig: PathBuf,
+    pub context: String,
+}
+
+impl KubeContext {
+    /// A client for this context, checked to answer (see [`client`]).
+    pub async fn client(&self) -> Result<::kube::Client, StackError> {
+        client(&self.kubeconfig, &self.context).await
+    }
+}
+
+/// The API server's `/readyz` (`ok` when ready). Not ready: the checks that failed, one line.
+pub async fn readyz(client: &::kube::Client) -> Result<String, String> {
+    let request = hyper::Request::get("/readyz")
+        .body(Vec::new())
+        .expect("a static request");
+    match client.request_text(request).await {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(::kube::Error::Api(s)) => {
+            let failed: Vec<&str> = s
+                .message
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("[-]"))
+                .collect();
+            Err(if failed.is_empty() {
+                format!("/readyz answered {}: {}", s.code, s.message.trim())
+            } else {
+                format!("/readyz answered {}: {}", s.code, failed.join("; "))
+            })
+        }
+        Err(e) => Err(wait::api_message(&e)),
+    }
+}
 
 /// A client for `context` in the kubeconfig file `kubeconfig`, checked to answer.
 ///

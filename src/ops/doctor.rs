@@ -1,6 +1,6 @@
 //! `stack doctor`: is this machine ready? Each external tool (path and version, through the
-//! Runner), the Docker daemon, the project's cluster, and the kernel's inotify limits (file
-//! watching). Every problem comes with its fix. Read-only.
+//! Runner), the Docker daemon, the project's cluster (`/readyz` through the API), and the kernel's
+//! inotify limits (file watching). Every problem comes with its fix. Read-only.
 
 use crate::config::cluster::Provider;
 use crate::config::Project;
@@ -56,7 +56,14 @@ pub fn run(project: &Project, host: &Host) -> anyhow::Result<Report> {
     let mut checks = Vec::new();
     let tools = [
         (Tool::Helm, Need::Always, vec!["version", "--short"]),
-        (Tool::Kubectl, Need::Always, vec!["version", "--client"]),
+        (
+            Tool::Kubectl,
+            Need::If(
+                provider == Provider::K3d,
+                "only `cluster down` of a k3d cluster runs it",
+            ),
+            vec!["version", "--client"],
+        ),
         (
             Tool::Kind,
             Need::If(provider == Provider::Kind, "cluster.provider is not kind"),
@@ -75,16 +82,11 @@ pub fn run(project: &Project, host: &Host) -> anyhow::Result<Report> {
         (Tool::Docker, Need::Always, vec!["--version"]),
         (Tool::Git, Need::Always, vec!["version"]),
     ];
-    let mut kubectl = None;
     for (tool, need, args) in tools {
-        let check = tool_check(host, tool, need, &args);
-        if check.status == Status::Ok && tool == Tool::Kubectl {
-            kubectl = check.path.clone().map(std::path::PathBuf::from);
-        }
-        checks.push(check);
+        checks.push(tool_check(host, tool, need, &args));
     }
     checks.push(docker_daemon(host));
-    checks.push(cluster_check(project, host, kubectl.as_deref()));
+    checks.push(cluster_check(project, host));
     for (key, min) in [
         ("max_user_watches", MIN_WATCHES),
         ("max_user_instances", MIN_INSTANCES),
@@ -247,7 +249,7 @@ fn docker_daemon(host: &Host) -> Check {
     }
 }
 
-fn cluster_check(project: &Project, host: &Host, kubectl: Option<&std::path::Path>) -> Check {
+fn cluster_check(project: &Project, host: &Host) -> Check {
     let target = match cluster::resolve(project, host, &cluster::Options::default()) {
         Ok(t) => t,
         Err(e) => {
@@ -283,36 +285,31 @@ fn cluster_check(project: &Project, host: &Host, kubectl: Option<&std::path::Pat
             fix: Some(fix),
         };
     }
-    let Some(kubectl) = kubectl else {
-        return Check {
-            group: "cluster",
-            name,
-            status: Status::Skipped,
-            detail: "no kubectl to ask".into(),
-            path: kubeconfig,
-            fix: None,
-        };
+    let at = target.api();
+    let ready = crate::rt::until_cancelled("asking the API server whether it is ready", async {
+        let client = at.client().await.map_err(|e| e.to_string())?;
+        crate::kube::readyz(&client).await
+    });
+    let fix = match target.provider {
+        Provider::Existing => "check the cluster and your credentials for that context".into(),
+        _ => "run `stack cluster status`; if its nodes are stopped, `stack cluster down && stack cluster up` recreates it".into(),
     };
-    let cmd = target.kubectl(kubectl).args(["get", "--raw", "/readyz"]);
-    match host.runner.output(&cmd) {
-        Ok(out) if out.success() => Check {
+    match ready {
+        Ok(Ok(answer)) => Check {
             group: "cluster",
             name,
             status: Status::Ok,
-            detail: format!("API server ready ({})", first_line(&out.stdout)),
+            detail: format!("API server ready ({answer})"),
             path: kubeconfig,
             fix: None,
         },
-        Ok(out) => Check {
+        Ok(Err(why)) => Check {
             group: "cluster",
             name,
             status: Status::Problem,
-            detail: first_line(&out.stderr),
+            detail: why,
             path: kubeconfig,
-            fix: Some(match target.provider {
-                Provider::Existing => "check the cluster and your credentials for that context".into(),
-                _ => "run `stack cluster status`; if its nodes are stopped, `stack cluster down && stack cluster up` recreates it".into(),
-            }),
+            fix: Some(fix),
         },
         Err(e) => Check {
             group: "cluster",

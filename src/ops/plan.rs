@@ -9,6 +9,8 @@
 //! run, secrets redacted (stdin contents are never shown).
 
 use crate::error::StackError;
+use crate::kube::object::{ObjectRef, FIELD_MANAGER};
+use crate::kube::KubeContext;
 use crate::ops::events::{Event, Sink};
 use crate::tool::{Cmd, Output, RunError, Runner};
 use serde::Serialize;
@@ -24,13 +26,22 @@ pub enum Action {
     Write { path: PathBuf, contents: String },
     /// A file stack owns under `.stack/`; a missing file is fine.
     Remove { path: PathBuf },
-    /// A JSON record under `.stack/` whose `key` is what `probe` prints (trimmed), read when the
-    /// step runs — e.g. an ownership record carrying the identity of what was just created.
-    Record {
+    /// Server-side apply of `object` through the API of `at`, as field manager `stack` (`force`:
+    /// take over fields another manager set). Its contents are never shown (it may be a Secret).
+    Apply {
+        at: KubeContext,
+        object: serde_json::Value,
+        force: bool,
+    },
+    /// A JSON record under `.stack/` whose `key` is the UID of `object`, read through the API of
+    /// `at` when the step runs — e.g. an ownership record carrying the identity of what was just
+    /// created.
+    RecordUid {
         path: PathBuf,
         record: serde_json::Value,
         key: String,
-        probe: Cmd,
+        at: KubeContext,
+        object: ObjectRef,
     },
 }
 
@@ -74,30 +85,58 @@ impl Step {
             Action::Run { cmd } => cmd.to_string(),
             Action::Write { path, .. } => format!("write {}", path.display()),
             Action::Remove { path } => format!("rm -f {}", path.display()),
-            Action::Record {
-                path, key, probe, ..
-            } => format!("write {} ({key} from: {probe})", path.display()),
+            Action::Apply { object, force, .. } => apply_line(object, *force),
+            Action::RecordUid {
+                path, key, object, ..
+            } => format!(
+                "write {} ({key}: the uid of {object}, read through the API)",
+                path.display()
+            ),
         }
     }
 
-    /// A JSON record with `key` filled from `probe`'s output when the step runs.
-    pub fn record(
+    /// Server-side apply of `object` through the API (see [`Action::Apply`]).
+    pub fn apply(
+        why: impl Into<String>,
+        at: KubeContext,
+        object: serde_json::Value,
+        force: bool,
+    ) -> Self {
+        Step {
+            why: why.into(),
+            action: Action::Apply { at, object, force },
+        }
+    }
+
+    /// A JSON record with `key` filled with `object`'s UID when the step runs.
+    pub fn record_uid(
         why: impl Into<String>,
         path: PathBuf,
         record: serde_json::Value,
         key: &str,
-        probe: Cmd,
+        at: KubeContext,
+        object: ObjectRef,
     ) -> Self {
         Step {
             why: why.into(),
-            action: Action::Record {
+            action: Action::RecordUid {
                 path,
                 record,
                 key: key.to_owned(),
-                probe,
+                at,
+                object,
             },
         }
     }
+}
+
+/// `apply configmap kube-public/local-registry-hosting (server-side, manager stack)`.
+fn apply_line(object: &serde_json::Value, force: bool) -> String {
+    format!(
+        "apply {} (server-side, manager {FIELD_MANAGER}{})",
+        ObjectRef::of(object),
+        if force { ", force-conflicts" } else { "" }
+    )
 }
 
 fn pretty(v: &serde_json::Value) -> String {
@@ -221,6 +260,42 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// Server-side applies `object` through the API of `at`; nothing in a dry run.
+    pub fn apply(
+        &self,
+        why: &str,
+        at: &KubeContext,
+        object: &serde_json::Value,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        if !self.begin(why, apply_line(object, force), None) {
+            return Ok(());
+        }
+        let applied = crate::rt::until_cancelled(why, async {
+            let client = at.client().await?;
+            Ok::<_, anyhow::Error>(crate::kube::object::apply(client, object, force).await)
+        })
+        .map_err(anyhow::Error::new)
+        .and_then(|r| r);
+        let failed = |e: anyhow::Error| {
+            self.failed();
+            e.context(format!("could not {why}"))
+        };
+        match applied.map_err(failed)? {
+            Ok(()) => Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 409 => Err(failed(anyhow::anyhow!(
+                "another field manager owns fields of {}: {}",
+                ObjectRef::of(object),
+                s.message
+            ))),
+            Err(e) => Err(failed(anyhow::anyhow!(
+                "the API server of context `{}` refused it: {}",
+                at.context,
+                crate::kube::wait::api_message(&e)
+            ))),
+        }
+    }
+
     /// Runs a plan's steps in order, stopping at the first failure (re-running converges: every
     /// step is planned from what exists).
     pub fn execute(&self, steps: &[Step]) -> anyhow::Result<()> {
@@ -237,42 +312,52 @@ impl<'a> Exec<'a> {
                 }
                 Action::Write { path, contents } => self.write(&step.why, path, contents)?,
                 Action::Remove { path } => self.remove(&step.why, path)?,
-                Action::Record {
+                Action::Apply { at, object, force } => self.apply(&step.why, at, object, *force)?,
+                Action::RecordUid {
                     path,
                     record,
                     key,
-                    probe,
-                } => self.record(step, path, record, key, probe)?,
+                    at,
+                    object,
+                } => self.record_uid(step, path, record, key, at, object)?,
             }
         }
         Ok(())
     }
 
-    fn record(
+    fn record_uid(
         &self,
         step: &Step,
         path: &Path,
         record: &serde_json::Value,
         key: &str,
-        probe: &Cmd,
+        at: &KubeContext,
+        object: &ObjectRef,
     ) -> anyhow::Result<()> {
         let mut shown = record.clone();
-        shown[key] = format!("<printed by {}>", probe.short_line()).into();
+        shown[key] = format!("<uid of {object}>").into();
         if !self.begin(&step.why, step.line(), Some(&pretty(&shown))) {
             return Ok(());
         }
-        let out = self.runner.run(probe).map_err(|e| {
+        let failed = |e: anyhow::Error| {
             self.failed();
-            anyhow::Error::new(StackError::tool(
-                e,
-                "is the cluster up? (`stack cluster status`)",
-            ))
-            .context(format!("could not {}", step.why))
-        })?;
-        let value = out.stdout.trim();
+            e.context(format!("could not {}", step.why))
+        };
+        let read = crate::rt::until_cancelled(&step.why, async {
+            let client = at.client().await?;
+            crate::kube::object::uid(client, object).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "reading {object} through context `{}`: {}",
+                    at.context,
+                    crate::kube::wait::api_message(&e)
+                )
+            })
+        })
+        .map_err(anyhow::Error::new)
+        .and_then(|r| r);
+        let value = read.map_err(failed)?;
         if value.is_empty() {
-            self.failed();
-            anyhow::bail!("could not {}: `{probe}` printed nothing", step.why);
+            return Err(failed(anyhow::anyhow!("{object} has no uid")));
         }
         let mut full = record.clone();
         full[key] = value.into();

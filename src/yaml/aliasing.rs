@@ -252,7 +252,7 @@ mod tests {
 
     /// The classic "billion laughs": nine levels of nine aliases, 9^9 scalars once expanded.
     fn billion_laughs() -> String {
-        let mut text = format!("a: &a [{}]\n", vec!["\"lol\""; 9].join(", "));
+        let mut text = format!("a: &a [{}]\n", ["\"lol\""; 9].join(", "));
         for (prev, name) in ('a'..='h').zip('b'..='i') {
             let items = vec![format!("*{prev}"); 9].join(", ");
             text.push_str(&format!("{name}: &{name} [{items}]\n"));

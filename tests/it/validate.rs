@@ -939,7 +939,7 @@ fn a_nan_in_an_undeclared_subchart_is_refused_by_validate_as_by_values() {
 fn an_alias_bomb_is_refused_like_malformed_yaml() {
     // "Billion laughs": go-yaml (Helm) refuses it as excessive aliasing; so does stack, at once.
     let tmp = reference_copy();
-    let mut bomb = format!("a: &a [{}]\n", vec!["lol"; 9].join(", "));
+    let mut bomb = format!("a: &a [{}]\n", ["lol"; 9].join(", "));
     for (prev, name) in ('a'..='h').zip('b'..='i') {
         bomb += &format!(
             "{name}: &{name} [{}]\n",

@@ -1,25 +1,12 @@
 //! `existing`: a cluster stack did not create, named by a kubeconfig context the project allows.
 //! `up` checks that the context exists in the (explicit) kubeconfig file and that the API server
-//! answers; it creates nothing, and `down` removes nothing.
+//! is ready (`/readyz`, through the API); it creates nothing, and `down` removes nothing.
 
 use super::{ChangeReport, Host, StatusReport, Target};
 use crate::error::StackError;
 use crate::ops::plan::Step;
-use crate::tool::Tool;
 
-fn readyz(t: &Target, host: &Host) -> anyhow::Result<Result<(), String>> {
-    let kubectl = host.tool(Tool::Kubectl)?;
-    let out = host
-        .runner
-        .output(&t.kubectl(&kubectl).args(["get", "--raw", "/readyz"]))?;
-    Ok(if out.success() {
-        Ok(())
-    } else {
-        Err(super::first_line(&out.stderr))
-    })
-}
-
-pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
+pub fn plan_up(t: &Target, _host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     if !t.kubeconfig_has_context() {
         return Err(StackError::config(
             None,
@@ -28,12 +15,15 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         )
         .into());
     }
-    if let Err(why) = readyz(t, host)? {
+    // An API server that does not answer, or refuses the credentials, is the client's error.
+    let ready = crate::rt::until_cancelled("asking the API server whether it is ready", async {
+        let client = t.api().client().await?;
+        Ok::<_, StackError>(crate::kube::readyz(&client).await)
+    })??;
+    if let Err(why) = ready {
         return Err(StackError::Unreachable {
             what: format!("the cluster of context `{}`", t.context),
-            hint: format!(
-                "`kubectl get --raw /readyz` said: {why} — check the cluster and your credentials"
-            ),
+            hint: format!("{why} — check the cluster and your credentials"),
         }
         .into());
     }
@@ -44,7 +34,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
     Ok(Vec::new())
 }
 
-pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
+pub fn status(t: &Target, _host: &Host) -> anyhow::Result<StatusReport> {
     let mut report = StatusReport::new(t);
     if !report.context_in_kubeconfig {
         report.problem = Some(format!(
@@ -54,7 +44,7 @@ pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
         return Ok(report);
     }
     report.exists = true;
-    match super::kube_nodes(t, host)? {
+    match super::kube_nodes(t)? {
         Ok(nodes) => {
             report.reachable = Some(true);
             report.nodes = nodes;

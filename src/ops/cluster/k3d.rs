@@ -234,14 +234,14 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         format!("write credentials for {} into {}", t.context, t.kubeconfig),
         merge_kubeconfig_cmd(t, &k3d),
     ));
-    steps.push(super::after_create(t, host)?);
+    steps.push(super::after_create(t));
     Ok(steps)
 }
 
 pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let k3d = host.tool(Tool::K3d)?;
     let exists = find(&list(t, host, &k3d)?, &t.name).is_some();
-    let ownership = super::ownership(t, host, exists)?;
+    let ownership = super::ownership(t, exists)?;
     let mut steps = Vec::new();
     if exists && ownership == super::Ownership::Ours {
         steps.push(Step::run(
@@ -271,16 +271,21 @@ pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::
             t.owned_marker(),
         ));
         // `k3d cluster delete` cleans the default kubeconfig only; the credentials stack merged
-        // into its own file would otherwise outlive the cluster.
+        // into its own file would otherwise outlive the cluster. kubectl edits the file: a
+        // rewrite through kube-rs's `Kubeconfig` would not keep it as written (relative paths
+        // become absolute, layout and comments change).
         if let Some((cluster, user)) =
             super::kubeconfig_context_entry(&t.kubeconfig_path(), &t.context)
         {
             let kubectl = host.tool(Tool::Kubectl)?;
-            for (what, args) in [
+            let mut edits = vec![
                 ("context", ["delete-context", t.context.as_str()]),
                 ("cluster", ["delete-cluster", cluster.as_str()]),
-                ("user", ["delete-user", user.as_str()]),
-            ] {
+            ];
+            if let Some(user) = &user {
+                edits.push(("user", ["delete-user", user.as_str()]));
+            }
+            for (what, args) in edits {
                 steps.push(Step::run(
                     format!("remove the {what} of {} from {}", t.context, t.kubeconfig),
                     crate::release::kubeconfig_edit(&kubectl, &t.root, &t.kubeconfig, &args),
@@ -315,7 +320,7 @@ pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
         })
         .collect();
     if report.context_in_kubeconfig {
-        match super::kube_nodes(t, host)? {
+        match super::kube_nodes(t)? {
             Ok(_) => report.reachable = Some(true),
             Err(why) => {
                 report.reachable = Some(false);

@@ -253,6 +253,25 @@ fn own_registry(
     Ok(found)
 }
 
+/// What `kube-public/local-registry-hosting` publishes now (`None`: absent, or the API server
+/// cannot be asked — then the apply step is planned and says why when it runs).
+fn published_hosting(t: &Target) -> Result<Option<String>, StackError> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let found = super::ask(
+        t,
+        "reading kube-public/local-registry-hosting",
+        |c| async move {
+            ::kube::Api::<ConfigMap>::namespaced(c, "kube-public")
+                .get_opt("local-registry-hosting")
+                .await
+        },
+    )?;
+    Ok(found
+        .ok()
+        .flatten()
+        .and_then(|cm| cm.data?.remove("localRegistryHosting.v1")))
+}
+
 pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let kind = host.tool(Tool::Kind)?;
     let exists = clusters(t, host, &kind)?.contains(&t.name);
@@ -334,7 +353,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
             format!("create kind cluster {}", t.name),
             create_cmd(t, &kind, config.as_deref()),
         ));
-        steps.push(super::after_create(t, host)?);
+        steps.push(super::after_create(t));
         predicted_nodes(t)
     };
 
@@ -371,21 +390,18 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
                 registry::connect_cmd(docker, &t.root, &host.kind_network, &reg.name),
             ));
         }
-        let kubectl = host.tool(Tool::Kubectl)?;
-        let current = exists && t.kubeconfig_has_context() && {
-            let out = host.runner.output(
-                &t.kubectl(&kubectl)
-                    .args(["-n", "kube-public", "get", "configmap"])
-                    .arg("local-registry-hosting")
-                    .args(["-o", r"jsonpath={.data.localRegistryHosting\.v1}"]),
-            )?;
-            out.success() && out.stdout.trim_end() == registry::hosting_v1(reg).trim_end()
-        };
+        let current = exists
+            && t.kubeconfig_has_context()
+            && published_hosting(t)?
+                .is_some_and(|v| v.trim_end() == registry::hosting_v1(reg).trim_end());
         if !current {
-            steps.push(Step::run_with_input(
+            // Stack wires this registry, so it is the ConfigMap's one author: fields an earlier
+            // writer set (a `kubectl apply` of kind's recipe) are taken over, as that apply did.
+            steps.push(Step::apply(
                 "publish the registry in kube-public/local-registry-hosting (KEP-1755)",
-                t.kubectl(&kubectl).args(["apply", "-f", "-"]),
-                registry::configmap_manifest(reg),
+                t.api(),
+                registry::configmap(reg),
+                true,
             ));
         }
     } else {
@@ -404,7 +420,7 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
 pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let kind = host.tool(Tool::Kind)?;
     let exists = clusters(t, host, &kind)?.contains(&t.name);
-    let ownership = super::ownership(t, host, exists)?;
+    let ownership = super::ownership(t, exists)?;
     let mut steps = Vec::new();
     if exists && ownership == super::Ownership::Ours {
         steps.push(Step::run(
@@ -495,7 +511,7 @@ pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
     if report.exists {
         let names = nodes(t, host, &kind)?;
         if report.context_in_kubeconfig {
-            match super::kube_nodes(t, host)? {
+            match super::kube_nodes(t)? {
                 Ok(n) => {
                     report.reachable = Some(true);
                     report.nodes = n;

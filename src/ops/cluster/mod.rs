@@ -3,10 +3,12 @@
 //! Providers: `kind` and `k3d` (their CLIs, config from `kind/` or `k3d/`), and `existing` (a
 //! kubeconfig context the project allows). Every command names its kubeconfig file and context
 //! (`kind-<name>`, `k3d-<name>`; the per-project `.stack/kubeconfig`): nothing uses the current
-//! context. `up` and `down` observe first (read-only commands), then build a plan of steps that
-//! `--dry-run` prints and a normal run executes; running either twice does the work once.
-//! `down` removes only what stack created: clusters it recorded in `.stack/clusters/` when it
-//! created them, and containers carrying its Docker labels.
+//! context. The cluster's own API (nodes, `/readyz`, its identity, the registry ConfigMap) is asked
+//! through kube-rs; the provider CLIs and Docker through the `Runner`. `up` and `down` observe
+//! first (read-only calls), then build a plan of steps that `--dry-run` prints and a normal run
+//! executes; running either twice does the work once. `down` removes only what stack created:
+//! clusters it recorded in `.stack/clusters/` when it created them, and containers carrying its
+//! Docker labels.
 //!
 //! Invariant: ops never print; every process goes through the `Runner` in [`Host`].
 
@@ -20,13 +22,16 @@ pub mod registry;
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
+use crate::kube::object::ObjectRef;
+use crate::kube::KubeContext;
 use crate::ops::events::Sink;
 use crate::ops::plan::{Exec, Step, StepReport};
-use crate::tool::{Cmd, Tool};
 use crate::yaml::{self, Node};
+use ::kube::config::Kubeconfig;
 use registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,9 +69,12 @@ impl Target {
         self.root.join(&self.kubeconfig)
     }
 
-    /// `kubectl --kubeconfig K --context C` (cwd: the project root).
-    pub fn kubectl(&self, kubectl: &Path) -> Cmd {
-        crate::release::probe_kubectl(kubectl, &self.root, &self.kubeconfig, &self.context)
+    /// Where this target's API calls go: its kubeconfig file and context.
+    pub fn api(&self) -> KubeContext {
+        KubeContext {
+            kubeconfig: self.kubeconfig_path(),
+            context: self.context.clone(),
+        }
     }
 
     /// The record `up` writes before creating a cluster, so `down` deletes only what stack made.
@@ -110,10 +118,9 @@ fn before_create(
 /// The ownership record, written only once the create succeeded (and the kubeconfig holds the
 /// new context): after a failed create, a same-named cluster somebody else makes later is never
 /// taken for stack's. It carries the cluster's identity — the UID of its `kube-system` namespace,
-/// new with every cluster — which `down` compares before deleting anything.
-fn after_create(t: &Target, host: &Host) -> anyhow::Result<Step> {
-    let kubectl = host.tool(Tool::Kubectl)?;
-    Ok(Step::record(
+/// new with every cluster — read through the API, which `down` compares before deleting anything.
+fn after_create(t: &Target) -> Step {
+    Step::record_uid(
         format!(
             "record that stack created {} cluster {}, with its identity",
             provider_name(t.provider),
@@ -122,19 +129,33 @@ fn after_create(t: &Target, host: &Host) -> anyhow::Result<Step> {
         t.owned_marker(),
         t.owned_record(),
         "uid",
-        identity_cmd(t, &kubectl),
-    ))
+        t.api(),
+        identity_object(),
+    )
 }
 
-/// Prints the cluster's identity: its `kube-system` namespace UID (read-only).
-fn identity_cmd(t: &Target, kubectl: &Path) -> Cmd {
-    t.kubectl(kubectl).args([
-        "get",
-        "namespace",
-        "kube-system",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ])
+/// The object whose UID is a cluster's identity.
+fn identity_object() -> ObjectRef {
+    ObjectRef::new("v1", "Namespace", None, "kube-system")
+}
+
+/// Runs `f` with a client for the target's context on the process runtime. `Ok(Err(why))`: the
+/// API server could not be asked or refused (one line, for reports); `Err`: the user cancelled.
+fn ask<T, Fut>(
+    t: &Target,
+    what: &str,
+    f: impl FnOnce(::kube::Client) -> Fut,
+) -> Result<Result<T, String>, StackError>
+where
+    Fut: Future<Output = Result<T, ::kube::Error>>,
+{
+    let at = t.api();
+    crate::rt::until_cancelled(what, async move {
+        let client = at.client().await.map_err(|e| e.to_string())?;
+        f(client)
+            .await
+            .map_err(|e| crate::kube::wait::api_message(&e))
+    })
 }
 
 /// Whether the cluster `down` is about to delete is the one stack created.
@@ -174,7 +195,7 @@ impl Ownership {
 }
 
 /// Reads the ownership record and, when the cluster exists, compares its identity.
-pub(crate) fn ownership(t: &Target, host: &Host, exists: bool) -> anyhow::Result<Ownership> {
+pub(crate) fn ownership(t: &Target, exists: bool) -> anyhow::Result<Ownership> {
     let Ok(text) = std::fs::read_to_string(t.owned_marker()) else {
         return Ok(Ownership::NotRecorded);
     };
@@ -190,19 +211,18 @@ pub(crate) fn ownership(t: &Target, host: &Host, exists: bool) -> anyhow::Result
             t.owned_marker().display()
         )));
     };
-    let kubectl = host.tool(Tool::Kubectl)?;
-    let out = host.runner.output(&identity_cmd(t, &kubectl))?;
-    let found = out.stdout.trim();
-    if !out.success() || found.is_empty() {
-        return Ok(Ownership::Unverified(first_line(&out.stderr)));
-    }
+    let identity = identity_object();
+    let found = match ask(t, "reading the cluster's identity", |c| async move {
+        crate::kube::object::uid(c, &identity).await
+    })? {
+        Ok(found) if !found.is_empty() => found,
+        Ok(_) => return Ok(Ownership::Unverified("kube-system has no uid".into())),
+        Err(why) => return Ok(Ownership::Unverified(why)),
+    };
     Ok(if found == recorded {
         Ownership::Ours
     } else {
-        Ownership::Replaced {
-            recorded,
-            found: found.to_owned(),
-        }
+        Ownership::Replaced { recorded, found }
     })
 }
 
@@ -214,36 +234,19 @@ pub fn provider_name(p: Provider) -> &'static str {
     }
 }
 
-/// The cluster and user entries a context names in a kubeconfig file.
-pub fn kubeconfig_context_entry(path: &Path, context: &str) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let doc = yaml::parse(&Arc::from(path.display().to_string()), &text).ok()?;
-    let json = doc.root.value.to_json();
-    let entry = json["contexts"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == context)?;
-    Some((
-        entry["context"]["cluster"].as_str()?.to_owned(),
-        entry["context"]["user"].as_str()?.to_owned(),
-    ))
+/// The cluster and user entries (a context may name no user) a context names in a kubeconfig
+/// file.
+pub fn kubeconfig_context_entry(path: &Path, context: &str) -> Option<(String, Option<String>)> {
+    let file = Kubeconfig::read_from(path).ok()?;
+    let entry = file.contexts.into_iter().find(|c| c.name == context)?;
+    let entry = entry.context?;
+    Some((entry.cluster, entry.user))
 }
 
 /// Context names in a kubeconfig file (empty when it is missing or unreadable).
 pub fn kubeconfig_contexts(path: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let Ok(doc) = yaml::parse(&Arc::from(path.display().to_string()), &text) else {
-        return Vec::new();
-    };
-    doc.root.value.to_json()["contexts"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_owned))
-                .collect()
-        })
+    Kubeconfig::read_from(path)
+        .map(|file| file.contexts.into_iter().map(|c| c.name).collect())
         .unwrap_or_default()
 }
 
@@ -584,55 +587,37 @@ fn finish(
     result.map(|()| report)
 }
 
-/// Readiness and roles of the nodes through the API server (`kubectl get nodes -o json`).
-/// `Err` carries the first line of kubectl's complaint.
-fn kube_nodes(t: &Target, host: &Host) -> anyhow::Result<Result<Vec<NodeStatus>, String>> {
-    let kubectl = host.tool(Tool::Kubectl)?;
-    let out = host
-        .runner
-        .output(&t.kubectl(&kubectl).args(["get", "nodes", "-o", "json"]))?;
-    if !out.success() {
-        return Ok(Err(first_line(&out.stderr)));
-    }
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("kubectl get nodes printed no JSON: {e}"))?;
-    let nodes = doc["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| {
-            let labels = n["metadata"]["labels"].as_object();
-            let role = labels
-                .and_then(|l| {
-                    l.keys()
-                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                        .next()
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "worker".into());
-            let ready = n["status"]["conditions"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-                .map(|c| c["status"] == "True");
-            NodeStatus {
-                name: n["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                role,
-                ready,
-            }
-        })
-        .collect();
-    Ok(Ok(nodes))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no output")
-        .trim()
-        .to_owned()
+/// Readiness and roles of the nodes, listed through the API. `Err` says why they could not be.
+fn kube_nodes(t: &Target) -> Result<Result<Vec<NodeStatus>, String>, StackError> {
+    use k8s_openapi::api::core::v1::Node;
+    let listed = ask(t, "listing the cluster's nodes", |c| async move {
+        ::kube::Api::<Node>::all(c).list(&Default::default()).await
+    })?;
+    Ok(listed.map(|list| {
+        list.items
+            .into_iter()
+            .map(|n| {
+                let role = n
+                    .metadata
+                    .labels
+                    .iter()
+                    .flat_map(|l| l.keys())
+                    .find_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                    .map_or_else(|| "worker".to_owned(), str::to_owned);
+                let ready = n
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| c.status == "True");
+                NodeStatus {
+                    name: n.metadata.name.unwrap_or_default(),
+                    role,
+                    ready,
+                }
+            })
+            .collect()
+    }))
 }
 
 /// The provider config with stack's additions (JSON is YAML), relative to the project root.

@@ -278,14 +278,17 @@ pub fn hosting_v1(reg: &Registry) -> String {
 }
 
 /// The ConfigMap `kube-public/local-registry-hosting` tools read to find the registry.
-pub fn configmap_manifest(reg: &Registry) -> String {
-    let doc: String = hosting_v1(reg)
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: local-registry-hosting\n  namespace: kube-public\n  labels:\n    {OWNED_LABEL}: \"true\"\ndata:\n  localRegistryHosting.v1: |\n{doc}"
-    )
+pub fn configmap(reg: &Registry) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "local-registry-hosting",
+            "namespace": "kube-public",
+            "labels": { OWNED_LABEL: "true" },
+        },
+        "data": { "localRegistryHosting.v1": hosting_v1(reg) },
+    })
 }
 
 #[cfg(test)]
@@ -314,8 +317,12 @@ mod tests {
             host_port: 5001,
             image: "registry:2".into(),
         };
-        let m = configmap_manifest(&reg);
-        assert!(m.contains("  localRegistryHosting.v1: |\n    host: \"localhost:5001\"\n"));
+        let m = configmap(&reg);
+        assert_eq!(
+            m["data"]["localRegistryHosting.v1"],
+            "host: \"localhost:5001\"\nhelp: \"https://kind.sigs.k8s.io/docs/user/local-registry/\"\n"
+        );
+        assert_eq!(m["metadata"]["labels"][OWNED_LABEL], "true");
         assert_eq!(hosts_toml(&reg), "[host.\"http://stack-registry:5000\"]\n");
     }
 }
