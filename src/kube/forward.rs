@@ -1,7 +1,9 @@
 //! In-process port-forwards (the `kubectl port-forward` of `stack up`), surviving pod restarts.
 //!
-//! One local listener per forward; every accepted connection looks the target's pods up afresh and
-//! opens its own port-forward stream to the newest Running+Ready pod. So a pod that is replaced
+//! One local listener per forward; every accepted connection picks the target's newest
+//! Running+Ready pod afresh — from a watch-fed store of the namespace's pods and the target's
+//! selector resolved once (again after a failure), so a connection costs one API call, the
+//! port-forward itself — and opens its own port-forward stream to it. So a pod that is replaced
 //! (rollout, crash, deletion) costs the connections it was serving, never the forward: the next
 //! connection goes to the new pod. When no pod is ready or the stream cannot be opened, the
 //! connection waits with exponential backoff (bounded attempts) before giving up, which covers the
@@ -10,9 +12,12 @@
 //! Nothing here prints: what happens goes to the caller's `events` callback.
 
 use crate::error::StackError;
-use ::kube::api::{Api, ListParams};
-use ::kube::core::Selector;
+use ::kube::api::Api;
+use ::kube::core::{Selector, SelectorExt};
+use ::kube::runtime::reflector::{self, Store};
+use ::kube::runtime::{watcher, WatchStreamExt};
 use ::kube::{Client, ResourceExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -107,16 +112,27 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StackError> {
     let listener = bind(forward.local_port, &events).await?;
+    let (pods, writer) = reflector::store();
+    let api: Api<Pod> = Api::namespaced(client.clone(), forward.target.namespace());
+    let mut pod_events = std::pin::pin!(reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff()
+    )
+    .touched_objects());
     let shared = Arc::new(Shared {
         client,
         forward,
         events,
         last_pod: Mutex::new(None),
+        pods,
+        resolved: Mutex::new(None),
     });
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            // Drives the pod store; its errors are retried with backoff by the watcher.
+            Some(_) = pod_events.next() => {}
             accepted = listener.accept() => match accepted {
                 Ok((conn, _)) => {
                     connections.spawn(serve_connection(shared.clone(), conn));
@@ -174,7 +190,14 @@ struct Shared<F> {
     events: F,
     /// The pod of the latest connection, so `Connected` is said once per pod change.
     last_pod: Mutex<Option<String>>,
+    /// The namespace's pods, kept current by a watch.
+    pods: Store<Pod>,
+    /// The target's selector (and a Service's targetPort), resolved once; cleared on a failure.
+    resolved: Mutex<Option<(Selector, Option<IntOrString>)>>,
 }
+
+/// How long a connection waits for the pod store's first list.
+const STORE_READY: Duration = Duration::from_secs(10);
 
 /// A failed attempt to open a stream.
 struct Failure {
@@ -252,22 +275,56 @@ impl Drop for AbortOnDrop {
 /// Finds the newest ready pod of the target and opens a port-forward to it:
 /// (pod name, forwarder, the pod's port).
 async fn open<F>(shared: &Shared<F>) -> Result<(String, ::kube::api::Portforwarder, u16), Failure> {
+    let opened = open_once(shared).await;
+    if opened.is_err() {
+        // The target may have changed (re-created with another selector): resolve it again.
+        *shared.resolved.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    opened
+}
+
+async fn open_once<F>(
+    shared: &Shared<F>,
+) -> Result<(String, ::kube::api::Portforwarder, u16), Failure> {
     let forward = &shared.forward;
     let namespace = forward.target.namespace();
     let no_pod = |error: String| Failure { pod: None, error };
-    let (selector, service_port) = resolve(&shared.client, &forward.target, forward.remote_port)
+    let cached = shared
+        .resolved
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (selector, service_port) = match cached {
+        Some(r) => r,
+        None => {
+            let r = resolve(&shared.client, &forward.target, forward.remote_port)
+                .await
+                .map_err(no_pod)?;
+            *shared.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+            r
+        }
+    };
+    if tokio::time::timeout(STORE_READY, shared.pods.wait_until_ready())
         .await
-        .map_err(no_pod)?;
-    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels_from(&selector))
-        .await
-        .map_err(|e| no_pod(format!("listing pods of {}: {e}", forward.target)))?;
-    let pod = newest_ready(&listed.items).ok_or_else(|| {
+        .is_err()
+    {
+        return Err(no_pod(format!(
+            "the watch of pods in {namespace} has not answered for {}s",
+            STORE_READY.as_secs()
+        )));
+    }
+    let matching: Vec<Pod> = shared
+        .pods
+        .state()
+        .iter()
+        .filter(|p| selector.matches(p.labels()))
+        .map(|p| (**p).clone())
+        .collect();
+    let pod = newest_ready(&matching).ok_or_else(|| {
         no_pod(format!(
             "no Running and Ready pod of {} ({} matching)",
             forward.target,
-            listed.items.len()
+            matching.len()
         ))
     })?;
     let name = pod.name_any();
@@ -278,6 +335,7 @@ async fn open<F>(shared: &Shared<F>) -> Result<(String, ::kube::api::Portforward
         })?,
         None => forward.remote_port,
     };
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), namespace);
     match pods.portforward(&name, &[port]).await {
         Ok(forwarder) => Ok((name, forwarder, port)),
         Err(e) => Err(Failure {
