@@ -162,6 +162,39 @@ fn kind_load_names_the_cluster_of_the_kind_config() {
         loads,
         [format!("kind load docker-image {reference} --name custom")]
     );
+    assert_eq!(report.steps.len(), 1);
+
+    // `--deliver --dry-run` announces the same load and runs nothing.
+    let runner = RecordingRunner::new();
+    runner.on(
+        &["git"],
+        Out {
+            status: 128,
+            ..Out::default()
+        },
+    );
+    let mut host = stack::tool::Host::from_env(&runner);
+    host.locate = |tool| Ok(std::path::PathBuf::from(tool.name()));
+    host.docker_host = t.docker_host.clone();
+    let opts = build::Options {
+        dry_run: true,
+        ..opts
+    };
+    let report = build::run(&project, &opts, &host, &stack::ops::events::Discard).unwrap();
+    assert!(
+        !runner.lines().iter().any(|l| l.starts_with("kind ")),
+        "a dry run loaded an image: {:?}",
+        runner.lines()
+    );
+    assert_eq!(report.steps.len(), 1, "{:?}", report.steps);
+    assert_eq!(
+        report.steps[0].status,
+        stack::ops::plan::StepStatus::WouldRun
+    );
+    assert!(report.steps[0]
+        .line
+        .ends_with(&format!("load docker-image {reference} --name custom")));
+    assert_eq!(report.images[0].delivered, None);
 }
 
 #[test]

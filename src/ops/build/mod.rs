@@ -67,6 +67,8 @@ pub struct ImageResult {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub images: Vec<ImageResult>,
+    /// Deliveries made (or, under `--dry-run`, that would be made), in order.
+    pub steps: Vec<crate::ops::plan::StepReport>,
 }
 
 impl Report {
@@ -91,21 +93,30 @@ pub fn run(
     )??;
     let results =
         crate::rt::until_cancelled("the image builds", execute(&docker, planned, opts, sink))??;
+    let exec = crate::ops::plan::Exec::new(host.runner, sink, opts.dry_run);
     let mut images = Vec::new();
     for mut r in results {
-        if opts.deliver && matches!(r.outcome, Outcome::UpToDate | Outcome::Built { .. }) {
-            r.delivered = Some(crate::rt::block_on(deliver(
+        let deliverable = matches!(
+            r.outcome,
+            Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
+        );
+        if opts.deliver && deliverable {
+            r.delivered = crate::rt::block_on(deliver(
                 project,
                 host,
                 &docker,
                 &r,
                 opts.context.clone(),
-            ))?);
+                &exec,
+            ))?;
         }
         sink.emit(Event::ImageFinished(r.clone()));
         images.push(r);
     }
-    Ok(Report { images })
+    Ok(Report {
+        images,
+        steps: exec.steps(),
+    })
 }
 
 async fn execute(
@@ -269,7 +280,8 @@ async fn deliver(
     docker: &Docker,
     r: &ImageResult,
     context: Option<String>,
-) -> Result<String, StackError> {
+    exec: &crate::ops::plan::Exec<'_>,
+) -> Result<Option<String>, StackError> {
     let cluster = crate::ops::cluster::resolve(
         project,
         host,
@@ -294,12 +306,27 @@ async fn deliver(
             ));
         }
         let target_repo = format!("{}/{repo}", registry.host());
-        docker.tag(&r.reference, &target_repo, tag).await?;
-        return match docker.push(&target_repo, tag).await? {
-            Ok(()) => Ok(format!("{target_repo}:{tag}")),
-            Err(message) => Err(StackError::Unreachable {
+        let pushed = format!("{target_repo}:{tag}");
+        if !exec.api_step(
+            &format!("push {} to the cluster's registry", r.name),
+            &format!("docker push {pushed}"),
+        ) {
+            return Ok(None);
+        }
+        let result = async {
+            docker.tag(&r.reference, &target_repo, tag).await?;
+            docker.push(&target_repo, tag).await
+        }
+        .await
+        .inspect_err(|_| exec.fail_last())?;
+        return match result {
+            Ok(()) => Ok(Some(pushed)),
+            Err(message) => Err({
+                exec.fail_last();
+                StackError::Unreachable {
                 what: format!("the cluster registry at {}", registry.host()),
                 hint: format!("push of {target_repo}:{tag} failed: {message}; is the cluster up (`stack cluster up`)?"),
+            }
             }),
         };
     }
@@ -318,8 +345,8 @@ async fn deliver(
             ))
         }
     };
-    host.runner
-        .run(&cmd)
+    let ran = exec
+        .run(&format!("load {} into the cluster", r.name), &cmd)
         .map_err(|e| StackError::tool(e, "is the cluster up? (`stack cluster up`)"))?;
-    Ok(cmd.short_line())
+    Ok(ran.map(|_| cmd.short_line()))
 }

@@ -152,7 +152,7 @@ pub fn up(
         project,
         &build::Options {
             images: Vec::new(),
-            deliver: !opts.dry_run,
+            deliver: true,
             dry_run: opts.dry_run,
             context: opts.context.clone(),
         },
@@ -239,7 +239,7 @@ pub fn up(
         rollout,
         fingerprint,
         cluster: cluster_change,
-        steps: exec.steps(),
+        steps: built.steps.into_iter().chain(exec.steps()).collect(),
     })
 }
 
