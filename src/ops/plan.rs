@@ -365,6 +365,17 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
+    /// A change made through an API rather than a command (a registry push, an object applied):
+    /// announced and recorded like any step; returns whether to make it (false in a dry run).
+    pub fn api_step(&self, why: &str, line: &str) -> bool {
+        self.begin(why, line.to_owned(), None)
+    }
+
+    /// Marks the last announced step failed (an API step whose call failed).
+    pub fn fail_last(&self) {
+        self.failed();
+    }
+
     /// The steps announced so far, in order.
     pub fn steps(&self) -> Vec<StepReport> {
         self.steps.lock().expect("steps lock").clone()
