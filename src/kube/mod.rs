@@ -65,6 +65,21 @@ pub async fn readyz(client: &::kube::Client) -> Result<String, String> {
     }
 }
 
+/// An error and its causes on one line: kube-rs's own text for a refused connection is only
+/// "client error (Connect)"; the cause says "Connection refused".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A client for `context` in the kubeconfig file `kubeconfig`, checked to answer.
 ///
 /// A missing file or context is a configuration error (exit 2); an API server that does not answer
@@ -135,7 +150,7 @@ pub async fn client(kubeconfig: &Path, context: &str) -> Result<::kube::Client, 
                 format!("refresh the user entry in {}", kubeconfig.display()),
             ))
         }
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Err(e)) => Err(unreachable(with_causes(&e))),
         Err(_) => Err(unreachable(format!(
             "no answer within {}s",
             PROBE_TIMEOUT.as_secs()

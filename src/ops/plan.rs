@@ -1,12 +1,13 @@
 //! The one step executor every stage changes the world through.
 //!
 //! A stage observes with read-only calls, then changes things only through an [`Exec`]: each
-//! command or file change is announced as an [`Event::Step`] before it runs (so output appears in
-//! the order things happen), recorded as a [`StepReport`] for the stage's report, and — under
-//! `--dry-run` — not run at all. A whole plan built up front ([`Step`]s, as `cluster up|down`
-//! does) and steps decided one at a time (as `up` decides whether `helm upgrade` is needed) go
-//! through the same executor, so every stage's `--dry-run` prints the exact command lines it would
-//! run, secrets redacted (stdin contents are never shown).
+//! command, file change or API write (server-side apply) is announced as an [`Event::Step`] before
+//! it runs (so output appears in the order things happen), recorded as a [`StepReport`] for the
+//! stage's report, and — under `--dry-run` — not run at all. A whole plan built up front
+//! ([`Step`]s, as `cluster up|down` does) and steps decided one at a time (as `up` decides whether
+//! `helm upgrade` is needed) go through the same executor, so every stage's `--dry-run` prints the
+//! exact command lines it would run, secrets redacted (stdin contents and applied objects are
+//! never shown).
 
 use crate::error::StackError;
 use crate::kube::object::{ObjectRef, FIELD_MANAGER};
@@ -406,6 +407,31 @@ mod tests {
                 "token: hunter2".into(),
             ),
             Step::write("record it", file.clone(), "{}".into()),
+            // API steps: no client is even built (the kubeconfig does not exist).
+            Step::apply(
+                "publish it",
+                KubeContext {
+                    kubeconfig: dir.path().join("no-kubeconfig"),
+                    context: "kind-x".into(),
+                },
+                serde_json::json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": { "name": "s", "namespace": "ns" },
+                    "stringData": { "token": "hunter2" },
+                }),
+                false,
+            ),
+            Step::record_uid(
+                "record its identity",
+                file.clone(),
+                serde_json::json!({ "createdBy": "stack" }),
+                "uid",
+                KubeContext {
+                    kubeconfig: dir.path().join("no-kubeconfig"),
+                    context: "kind-x".into(),
+                },
+                ObjectRef::new("v1", "Namespace", None, "kube-system"),
+            ),
         ];
         exec.execute(&steps).unwrap();
         assert!(runner.calls().is_empty(), "a dry run runs nothing");
@@ -417,11 +443,22 @@ mod tests {
                 "/bin/kind create cluster".to_owned(),
                 "kubectl apply -f - < <redacted>".to_owned(),
                 format!("write {}", file.display()),
+                "apply secret ns/s (server-side, manager stack)".to_owned(),
+                format!(
+                    "write {} (uid: the uid of namespace kube-system, read through the API)",
+                    file.display()
+                ),
             ]
+        );
+        let reports = exec.steps();
+        assert_eq!(reports[3].contents, None, "applied objects are never shown");
+        assert_eq!(
+            reports[4].contents.as_deref(),
+            Some("{\n  \"createdBy\": \"stack\",\n  \"uid\": \"<uid of namespace kube-system>\"\n}\n")
         );
         let json = serde_json::to_string(&events.events()).unwrap();
         assert!(!json.contains("hunter2"), "stdin is never shown: {json}");
-        assert_eq!(events.events().len(), 3);
+        assert_eq!(events.events().len(), 5);
     }
 
     #[test]

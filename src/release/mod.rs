@@ -86,9 +86,8 @@ impl KubeTarget {
     }
 }
 
-/// kubectl pinned to a kubeconfig file and context, for read-only probes of a cluster before a
-/// target exists (`get --raw /readyz`, `get nodes`) and for the cluster provider's own steps
-/// after its allowlist check.
+/// kubectl pinned to a kubeconfig file and context (the cluster's API itself goes through
+/// `crate::kube`; this is for what it does not offer).
 pub fn probe_kubectl(kubectl: &Path, root: &Path, kubeconfig: &str, context: &str) -> Cmd {
     Cmd::new(kubectl)
         .arg("--kubeconfig")

@@ -165,24 +165,57 @@ fn rig_uid(env: &support::RigEnv) -> String {
 }
 
 /// The rig's `kube-public/local-registry-hosting`, held by one test at a time (tests of this and
-/// other processes on the shared rig apply it too: a file lock in the rig's state directory),
-/// absent at the start and deleted at the end.
+/// other processes on the shared rig apply it too), absent at the start and deleted at the end.
+/// The hold is a lock file in the rig's state directory naming its process (created atomically;
+/// one left by a process that died is taken over).
 struct RegistryConfigMap<'a> {
     env: &'a support::RigEnv,
-    _lock: std::fs::File,
+    lock: PathBuf,
 }
 
 impl<'a> RegistryConfigMap<'a> {
     fn take(env: &'a support::RigEnv) -> Self {
-        let dir = PathBuf::from(&env.vars["STACK_RIG_DIR"]);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("local-registry-hosting.lock"))
-            .unwrap();
-        lock.lock().unwrap();
-        let held = RegistryConfigMap { env, _lock: lock };
+        use std::io::Write as _;
+        let lock = PathBuf::from(&env.vars["STACK_RIG_DIR"]).join("local-registry-hosting.lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id()).unwrap();
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&lock).unwrap_or_default();
+                    // Empty: its creator is about to write its pid (or died doing so long ago).
+                    let young = || {
+                        std::fs::metadata(&lock)
+                            .and_then(|m| m.modified())
+                            .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() < 5)
+                    };
+                    let alive = if owner.trim().is_empty() {
+                        young()
+                    } else {
+                        Path::new("/proc").join(owner.trim()).exists()
+                    };
+                    if !alive {
+                        let _ = std::fs::remove_file(&lock);
+                        continue;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{} held by process {owner} for 5 minutes",
+                        lock.display()
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("{}: {e}", lock.display()),
+            }
+        }
+        let held = RegistryConfigMap { env, lock };
         held.delete();
         held
     }
@@ -222,6 +255,7 @@ impl<'a> RegistryConfigMap<'a> {
 impl Drop for RegistryConfigMap<'_> {
     fn drop(&mut self) {
         self.delete();
+        let _ = std::fs::remove_file(&self.lock);
     }
 }
 
