@@ -156,6 +156,28 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             ui::cluster::print_doctor(&report, cli.format)?;
             Ok(report.outcome())
         }
+        Command::Promote(args) => {
+            let project = load(&root)?;
+            let opts = ops::promote::Options {
+                from: args.from,
+                to: args.to,
+                images: args.images,
+                chart: args.chart,
+                commit: args.commit,
+                branch: args.branch,
+                force: args.force,
+                dry_run: args.dry_run,
+                cloud: args.cloud,
+            };
+            let report = ops::promote::run(
+                &project,
+                &opts,
+                &tool::Host::from_env(&tool::RealRunner),
+                &view,
+            )?;
+            ui::promote::print(&report, cli.format);
+            Ok(report.outcome())
+        }
         Command::Values(args) => {
             let project = load(&root)?;
             let opts = ops::values::Options {

@@ -8,7 +8,10 @@
 //! - `up/<context>/<namespace>/<release>.json` — the release record (fingerprint, revision);
 //! - `up/<release>.values.json` — generated image overrides passed to helm last;
 //! - `diagnostics/<release>/` — what a failed rollout looked like;
-//! - `cache/build/<image>.json` — the stat cache of a build context.
+//! - `cache/build/<image>.json` — the stat cache of a build context;
+//! - `verify/<target>.json` — the result of `stack live verify` for an env target (`passed`, `at`,
+//!   `revision`, the `images` tags and `chart` version it verified), which `stack promote` requires
+//!   of its source env.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,6 +69,11 @@ impl State {
     /// Diagnostics of a failed rollout.
     pub fn diagnostics(&self, release: &str) -> PathBuf {
         self.dir().join("diagnostics").join(release)
+    }
+
+    /// The verify record of an env target (`ci/kind` → `.stack/verify/ci/kind.json`).
+    pub fn rel_verify_record(target: &str) -> String {
+        format!("{DIR}/verify/{target}.json")
     }
 
     /// The stat cache of an image's build context.

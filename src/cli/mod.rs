@@ -62,6 +62,9 @@ pub enum Command {
     Up(UpArgs),
     /// Uninstall the dev release (the cluster stays unless --cluster).
     Down(DownArgs),
+    /// Copy the versions env FROM runs (image tags, chart version) into env TO's files, editing
+    /// only the bytes that change; shows the diff first.
+    Promote(PromoteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,4 +185,33 @@ pub struct DownArgs {
     /// Kubeconfig context (the cluster's own, or one in `cluster.allowedContexts`).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// The env target whose versions are promoted (`ci/kind`, or its last part when unique).
+    pub from: String,
+    /// The env target whose files are edited.
+    pub to: String,
+    /// Promote only this image (repeatable; names from stack.yaml `images:`). Default: all.
+    #[arg(long = "image", value_name = "NAME", value_delimiter = ',')]
+    pub images: Vec<String>,
+    /// Promote the chart version (Argo CD `targetRevision`); alone, only the chart.
+    #[arg(long)]
+    pub chart: bool,
+    /// Commit the change, with trailers Promoted-From, Source-Revision and Verify.
+    #[arg(long)]
+    pub commit: bool,
+    /// Commit on this branch (created when missing), for a pull request; implies --commit.
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Promote even though FROM has no passing `stack live verify` record.
+    #[arg(long)]
+    pub force: bool,
+    /// Show the diff and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cloud layer (envs/<NAME>.yaml). Default: stack.yaml `envs.cloud`, else the only cloud file.
+    #[arg(long, value_name = "NAME")]
+    pub cloud: Option<String>,
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod dev;
 pub mod dotenv;
 pub mod images;
+pub mod promote;
 
 use crate::error::StackError;
 use crate::yaml::{self, Node, Origin, Pos, Value};
@@ -46,6 +47,9 @@ pub struct Config {
     pub images: BTreeMap<String, images::ImageConfig>,
     #[serde(default)]
     pub dev: dev::DevConfig,
+    /// `stack promote FROM TO`: extra files per env, Flux/Kustomize names, the verify gate.
+    #[serde(default)]
+    pub promote: promote::PromoteConfig,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             cluster: cluster::ClusterConfig::default(),
             images: BTreeMap::new(),
             dev: dev::DevConfig::default(),
+            promote: promote::PromoteConfig::default(),
         }
     }
 }

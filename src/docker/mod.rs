@@ -1,4 +1,6 @@
-//! Docker through its API (bollard), never the `docker` CLI: ping, image presence, build, tag, push.
+//! Docker through its API (bollard), never the `docker` CLI: ping, image presence, build, tag, push,
+//! and the containers, networks and execs `cluster` needs (`containers.rs`; changes as plan steps,
+//! `op.rs`).
 //! Invariant: an unreachable daemon is `StackError::Unreachable` (exit 3) naming the endpoint and
 //! the fix; build failures keep the failing step and its last log lines.
 //!
@@ -9,9 +11,14 @@
 //! `progress.rs` turns them into progress lines, the failing step and its last output lines.
 
 mod buildkit;
+mod containers;
 pub mod endpoint;
 mod http;
+pub mod op;
 mod progress;
+
+pub use containers::{Container, ExecOutput, RunSpec};
+pub use op::DockerOp;
 
 use crate::error::StackError;
 use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder};

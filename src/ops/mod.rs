@@ -60,6 +60,13 @@ impl Report for cluster::StatusReport {
     }
 }
 
+impl Report for promote::Report {
+    /// Promoted, or nothing to promote: both are done (refusals are errors, exit 2).
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
 impl Report for doctor::Report {
     fn outcome(&self) -> Outcome {
         findings_if(self.has_problems())
@@ -71,6 +78,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod events;
 pub mod plan;
+pub mod promote;
 pub mod up;
 pub mod validate;
 pub mod values;

@@ -1,7 +1,7 @@
 //! The one step executor every stage changes the world through.
 //!
 //! A stage observes with read-only calls, then changes things only through an [`Exec`]: each
-//! command, file change or API write (server-side apply) is announced as an [`Event::Step`] before
+//! command, file change, API write (server-side apply) or Docker API change is announced as an [`Event::Step`] before
 //! it runs (so output appears in the order things happen), recorded as a [`StepReport`] for the
 //! stage's report, and — under `--dry-run` — not run at all. A whole plan built up front
 //! ([`Step`]s, as `cluster up|down` does) and steps decided one at a time (as `up` decides whether
@@ -9,6 +9,7 @@
 //! exact command lines it would run, secrets redacted (stdin contents and applied objects are
 //! never shown).
 
+use crate::docker::DockerOp;
 use crate::error::StackError;
 use crate::kube::object::{ObjectRef, FIELD_MANAGER};
 use crate::kube::KubeContext;
@@ -44,6 +45,9 @@ pub enum Action {
         at: KubeContext,
         object: ObjectRef,
     },
+    /// A change through the Docker API of the daemon at `endpoint` (resolved as the docker CLI
+    /// resolves it), shown as the equivalent `docker …` command.
+    Docker { endpoint: String, op: DockerOp },
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +97,18 @@ impl Step {
                 "write {} ({key}: the uid of {object}, read through the API)",
                 path.display()
             ),
+            Action::Docker { op, .. } => op.line(),
+        }
+    }
+
+    /// A change through the Docker API (see [`Action::Docker`]).
+    pub fn docker(why: impl Into<String>, endpoint: &str, op: DockerOp) -> Self {
+        Step {
+            why: why.into(),
+            action: Action::Docker {
+                endpoint: endpoint.to_owned(),
+                op,
+            },
         }
     }
 
@@ -321,9 +337,27 @@ impl<'a> Exec<'a> {
                     at,
                     object,
                 } => self.record_uid(step, path, record, key, at, object)?,
+                Action::Docker { endpoint, op } => self.docker(&step.why, endpoint, op)?,
             }
         }
         Ok(())
+    }
+
+    /// Applies `op` through the Docker API at `endpoint`; nothing in a dry run (no connection
+    /// either).
+    pub fn docker(&self, why: &str, endpoint: &str, op: &DockerOp) -> anyhow::Result<()> {
+        if !self.begin(why, op.line(), None) {
+            return Ok(());
+        }
+        let done = crate::rt::until_cancelled(why, async {
+            let docker = crate::docker::Docker::connect(endpoint).await?;
+            op.apply(&docker).await
+        })
+        .and_then(|r| r);
+        done.map_err(|e| {
+            self.failed();
+            anyhow::Error::new(e).context(format!("could not {why}"))
+        })
     }
 
     fn record_uid(
@@ -432,6 +466,22 @@ mod tests {
                 },
                 ObjectRef::new("v1", "Namespace", None, "kube-system"),
             ),
+            // A Docker API step: no daemon is even asked.
+            Step::docker(
+                "map the registry on the node",
+                "unix:///nonexistent/docker.sock",
+                DockerOp::Exec {
+                    container: "stack-control-plane".into(),
+                    cmd: vec![
+                        "sh".into(),
+                        "-c".into(),
+                        "cat > \"$1\"".into(),
+                        "sh".into(),
+                        "/x".into(),
+                    ],
+                    stdin: Some("token: hunter2".into()),
+                },
+            ),
         ];
         exec.execute(&steps).unwrap();
         assert!(runner.calls().is_empty(), "a dry run runs nothing");
@@ -448,6 +498,8 @@ mod tests {
                     "write {} (uid: the uid of namespace kube-system, read through the API)",
                     file.display()
                 ),
+                "docker exec -i stack-control-plane sh -c 'cat > \"$1\"' sh /x < <redacted>"
+                    .to_owned(),
             ]
         );
         let reports = exec.steps();
@@ -458,7 +510,7 @@ mod tests {
         );
         let json = serde_json::to_string(&events.events()).unwrap();
         assert!(!json.contains("hunter2"), "stdin is never shown: {json}");
-        assert_eq!(events.events().len(), 5);
+        assert_eq!(events.events().len(), 6);
     }
 
     #[test]

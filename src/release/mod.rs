@@ -11,6 +11,7 @@
 //! - Release names are rendered in one place ([`chart::name`]).
 
 pub mod chart;
+pub mod allowlist;
 mod record;
 
 pub use record::Record;
@@ -42,7 +43,7 @@ impl KubeTarget {
         allowlist: &[String],
         action: &str,
     ) -> Result<KubeTarget, StackError> {
-        crate::ops::cluster::context::check(context, allowlist, action)?;
+        allowlist::check(context, allowlist, action)?;
         Ok(KubeTarget {
             root: root.to_path_buf(),
             kubeconfig: kubeconfig.to_owned(),

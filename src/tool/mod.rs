@@ -131,7 +131,7 @@ impl Cmd {
 }
 
 /// POSIX shell quoting: words of safe characters stay bare, others are single-quoted.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
     if !s.is_empty() && s.chars().all(safe) {
         s.to_owned()

@@ -5,6 +5,7 @@ pub mod build;
 pub mod cluster;
 pub mod events;
 pub mod logs;
+pub mod promote;
 pub mod up;
 pub mod values;
 

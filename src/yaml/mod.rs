@@ -7,6 +7,7 @@
 //! any alias is expanded (`aliasing`). This module does no I/O.
 
 mod aliasing;
+pub mod edit;
 pub mod emit;
 mod scalar;
 

@@ -14,7 +14,7 @@ use stack::config::Project;
 use stack::error::StackError;
 use stack::ops::cluster::{self, Host, Options};
 use stack::ops::doctor;
-use stack::tool::{Cmd, Output, RealRunner, RecordingRunner, RunError, Runner, Tool};
+use stack::tool::{Cmd, Output, RecordingRunner, RunError, Runner, Tool};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -262,14 +262,19 @@ impl Drop for RegistryConfigMap<'_> {
 /// The reference layout: kind provider, cluster `stack`, ingress ports and the registry on free
 /// ports (so the port check passes on any machine).
 fn kind_fixture(ingress: u16, registry: u16) -> Fixture {
+    kind_fixture_named("stack", ingress, registry)
+}
+
+/// The same, for cluster `name` (tests on the shared Docker daemon use names of their own).
+fn kind_fixture_named(name: &str, ingress: u16, registry: u16) -> Fixture {
     Fixture::new(
         &format!(
-            "apiVersion: stack/v1\nproject: shop\ncluster:\n  provider: kind\n  name: stack\n  config: kind/cluster.yaml\n  registry:\n    hostPort: {registry}\n"
+            "apiVersion: stack/v1\nproject: shop\ncluster:\n  provider: kind\n  name: {name}\n  config: kind/cluster.yaml\n  registry:\n    hostPort: {registry}\n"
         ),
         &[(
             "kind/cluster.yaml",
             &format!(
-                "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: stack\nnodes:\n  - role: control-plane\n    labels:\n      ingress-ready: \"true\"\n    extraPortMappings:\n      - containerPort: 80\n        hostPort: {ingress}\n        listenAddress: 127.0.0.1\n        protocol: TCP\n"
+                "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: {name}\nnodes:\n  - role: control-plane\n    labels:\n      ingress-ready: \"true\"\n    extraPortMappings:\n      - containerPort: 80\n        hostPort: {ingress}\n        listenAddress: 127.0.0.1\n        protocol: TCP\n"
             ),
         )],
     )
@@ -277,52 +282,42 @@ fn kind_fixture(ingress: u16, registry: u16) -> Fixture {
 
 const NO_KIND_CLUSTERS: &str = "No kind clusters found.\n";
 
-/// `docker network inspect` of a network that does not exist (exit 1).
-fn no_network(name: &str) -> Output {
-    fail(
-        1,
-        &format!("Error response from daemon: network {name} not found\n"),
-    )
-}
-
-fn registry_inspect(name: &str, port: u16, cluster: &str, networks: &[&str]) -> String {
-    let nets: Vec<String> = networks.iter().map(|n| format!("\"{n}\":{{}}")).collect();
-    format!(
-        r#"[{{"Name":"/{name}","State":{{"Status":"running","Running":true}},"Config":{{"Labels":{{"dev.stack.owned":"true","dev.stack.cluster":"{cluster}"}}}},"HostConfig":{{"PortBindings":{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}}},"NetworkSettings":{{"Networks":{{{}}}}}}}]"#,
-        nets.join(",")
-    ) + "\n"
-}
-
 fn hosts_toml(registry: &str) -> String {
     format!("[host.\"http://{registry}:5000\"]\n")
 }
 
+/// kind is the fake (its `create` leaves a busybox node and kind's network in the rig's real
+/// Docker, as kind would); the registry, the network wiring and hosts.toml go to the rig's real
+/// Docker through its API, so only kind's command lines are recorded; the plan's steps show the
+/// Docker changes as the equivalent `docker` commands.
 #[test]
 fn kind_up_twice_down_twice_exact_command_lines() {
     let Some(env) = rig() else { return };
+    let Some(d) = RigDocker::take() else { return };
     let configmap = RegistryConfigMap::take(&env);
+    let name = d.id.clone();
+    let (registry, node, network) = (d.name("registry"), d.name("control-plane"), d.name("kind"));
     let (ingress, reg) = (free_port(), free_port());
-    let fx = kind_fixture(ingress, reg);
+    let fx = kind_fixture_named(&name, ingress, reg);
     let project = fx.project();
     // What the fake `kind create cluster --kubeconfig .stack/kubeconfig` writes: the rig's API
     // server under kind's context name (read only after the create: the identity, the ConfigMap).
-    fx.write_rig_kubeconfig(&env, "kind-stack");
-    let r = RecordingRunner::new();
-    // Nothing exists yet: kind's "none" is on STDERR with exit 0; docker has no such container.
-    r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    r.on(&["docker", "network", "inspect"], no_network("kind"));
-    r.on(&["docker", "run"], ok("3f2a9c\n"));
-    r.on(
+    fx.write_rig_kubeconfig(&env, &format!("kind-{name}"));
+    let r = FakeKind {
+        fake: RecordingRunner::new(),
+        docker: &d,
+        network: network.clone(),
+        nodes: vec![node.clone()],
+    };
+    // Nothing exists yet: kind's "none" is on STDERR with exit 0; Docker has no such container
+    // and no kind network.
+    r.fake
+        .on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    r.fake.on(
         &["kind", "create", "cluster"],
-        fail(0, "Creating cluster \"stack\" ...\n"),
+        fail(0, &format!("Creating cluster \"{name}\" ...\n")),
     );
-    r.on(&["docker", "exec"], ok(""));
-    r.on(&["docker", "network", "connect"], ok(""));
-    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let h = d.host(&r, &fx.root().join("no-kubeconfig"), &network);
     let report = cluster::up(
         &project,
         &h,
@@ -332,33 +327,39 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     .unwrap();
     let hosts_dir = format!("/etc/containerd/certs.d/localhost:{reg}");
     assert_eq!(
-        r.lines(),
+        r.fake.lines(),
         vec![
             "kind get clusters".to_owned(),
-            "docker container inspect stack-registry".into(),
-            "docker network inspect --format '{{.Name}}' kind".into(),
-            format!("docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"),
-            "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig".into(),
-            format!("docker exec stack-control-plane mkdir -p {hosts_dir}"),
-            format!("docker exec stack-control-plane sh -c 'printf '\\''%s\\n'\\'' \"$1\" > \"$2\"' sh '[host.\"http://stack-registry:5000\"]' {hosts_dir}/hosts.toml"),
-            "docker network connect kind stack-registry".into(),
+            format!("kind create cluster --name {name} --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"),
         ]
     );
     // Every command runs in the project root.
-    let calls = r.calls();
+    let calls = r.fake.calls();
     assert!(calls.iter().all(|c| c.cwd.as_deref() == Some(fx.root())));
+    let root = fx.root().display();
     let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
-    assert_eq!(lines.len(), 7, "{lines:#?}");
     assert_eq!(
-        lines[2],
-        format!(
-            "write {}/.stack/clusters/kind-stack.json (uid: the uid of namespace kube-system, read through the API)",
-            fx.root().display()
-        )
+        lines,
+        [
+            format!("docker run -d --restart=always --name {registry} -p 127.0.0.1:{reg}:5000 --label dev.stack.cluster={name} --label dev.stack.owned=true registry:2"),
+            format!("cd {root} && kind create cluster --name {name} --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"),
+            format!("write {root}/.stack/clusters/kind-{name}.json (uid: the uid of namespace kube-system, read through the API)"),
+            format!("docker exec {node} mkdir -p {hosts_dir}"),
+            format!("docker exec -i {node} sh -c 'cat > \"$1\"' sh {hosts_dir}/hosts.toml < <redacted>"),
+            format!("docker network connect {network} {registry}"),
+            "apply configmap kube-public/local-registry-hosting (server-side, manager stack, force-conflicts)".to_owned(),
+        ]
     );
+    // What those steps did, as the daemon reports it.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["container", "inspect", &registry])).unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(c["HostConfig"]["RestartPolicy"]["Name"], "always");
+    assert!(c["NetworkSettings"]["Networks"][&network].is_object());
     assert_eq!(
-        lines[6],
-        "apply configmap kube-public/local-registry-hosting (server-side, manager stack, force-conflicts)"
+        d.ok(&["exec", &node, "cat", &format!("{hosts_dir}/hosts.toml")]),
+        hosts_toml(&registry)
     );
     // The ConfigMap as the API server now has it, applied by field manager `stack`.
     let hosting = format!(
@@ -366,30 +367,19 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     );
     assert_eq!(configmap.read(), (hosting.clone(), "stack".to_owned()));
     // The identity is the API server's own kube-system UID, read once the create succeeded.
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fx.root().join(".stack/clusters/kind-stack.json")).unwrap(),
-    )
-    .unwrap();
+    let record_path = fx.root().join(format!(".stack/clusters/kind-{name}.json"));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
     assert_eq!(record["uid"], rig_uid(&env).as_str(), "{record}");
 
     // Second up: the cluster, the registry (connected), hosts.toml and the ConfigMap all exist.
     let r = RecordingRunner::new();
-    r.on(&["kind", "get", "clusters"], ok("stack\n"));
+    r.on(&["kind", "get", "clusters"], ok(&format!("{name}\n")));
     r.on(
-        &["docker", "container", "inspect"],
-        ok(&registry_inspect(
-            "stack-registry",
-            reg,
-            "stack",
-            &["bridge", "kind"],
-        )),
+        &["kind", "get", "nodes", "--name", &name],
+        ok(&format!("{node}\n")),
     );
-    r.on(
-        &["kind", "get", "nodes", "--name", "stack"],
-        ok("stack-control-plane\n"),
-    );
-    r.on(&["docker", "exec"], ok(&hosts_toml("stack-registry")));
-    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let h = d.host(&r, &fx.root().join("no-kubeconfig"), &network);
     let report = cluster::up(
         &project,
         &h,
@@ -402,9 +392,7 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         r.lines(),
         vec![
             "kind get clusters".to_owned(),
-            "docker container inspect stack-registry".into(),
-            "kind get nodes --name stack".into(),
-            format!("docker exec stack-control-plane cat {hosts_dir}/hosts.toml"),
+            format!("kind get nodes --name {name}"),
         ]
     );
 
@@ -439,15 +427,12 @@ fn kind_up_twice_down_twice_exact_command_lines() {
 
     // First down: the cluster stack recorded, and the containers carrying its labels.
     let r = RecordingRunner::new();
-    r.on(&["kind", "get", "clusters"], ok("stack\n"));
+    r.on(&["kind", "get", "clusters"], ok(&format!("{name}\n")));
     r.on(
         &["kind", "delete", "cluster"],
-        fail(0, "Deleting cluster \"stack\" ...\n"),
+        fail(0, &format!("Deleting cluster \"{name}\" ...\n")),
     );
-    r.on(&["docker", "ps"], ok("stack-registry\tbridge,kind\n"));
-    r.on(&["docker", "network", "disconnect"], ok(""));
-    r.on(&["docker", "rm"], ok("stack-registry\n"));
-    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let h = d.host(&r, &fx.root().join("no-kubeconfig"), &network);
     let report = cluster::down(
         &project,
         &h,
@@ -459,25 +444,28 @@ fn kind_up_twice_down_twice_exact_command_lines() {
         r.lines(),
         vec![
             "kind get clusters".to_owned(),
-            "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'".into(),
-            "kind delete cluster --name stack --kubeconfig .stack/kubeconfig".into(),
-            "docker network disconnect kind stack-registry".into(),
-            "docker rm -f stack-registry".into(),
+            format!("kind delete cluster --name {name} --kubeconfig .stack/kubeconfig"),
         ]
     );
-    // delete, forget the record, unlink and remove the registry
-    assert_eq!(report.steps.len(), 4);
-    assert!(!fx.root().join(".stack/clusters/kind-stack.json").exists());
+    let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "cd {root} && kind delete cluster --name {name} --kubeconfig .stack/kubeconfig"
+            ),
+            format!("rm -f {}", record_path.display()),
+            format!("docker network disconnect {network} {registry}"),
+            format!("docker rm -f {registry}"),
+        ]
+    );
+    assert!(!record_path.exists());
+    assert!(!d.exists(&registry), "the registry is gone");
 
     // Second down: nothing left, nothing done.
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(&["docker", "ps"], ok(""));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    let h = host(&r, &fx.root().join("no-kubeconfig"));
+    let h = d.host(&r, &fx.root().join("no-kubeconfig"), &network);
     let report = cluster::down(
         &project,
         &h,
@@ -486,51 +474,39 @@ fn kind_up_twice_down_twice_exact_command_lines() {
     )
     .unwrap();
     assert!(report.steps.is_empty());
-    assert_eq!(
-        r.lines(),
-        vec![
-            "kind get clusters".to_owned(),
-            "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'".into(),
-            "docker container inspect stack-registry".into(),
-        ]
-    );
+    assert_eq!(r.lines(), vec!["kind get clusters".to_owned()]);
 }
 
 #[test]
 fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
     let (ingress, reg) = (free_port(), free_port());
-    let fx = kind_fixture(ingress, reg);
+    let fx = kind_fixture_named(&name, ingress, reg);
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    r.on(&["docker", "network", "inspect"], no_network("kind"));
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &d.name("kind"));
     let opts = Options {
         dry_run: true,
         context: None,
     };
     let report = cluster::up(&fx.project(), &h, &opts, &stack::ops::events::Discard).unwrap();
-    assert_eq!(
-        r.lines(),
-        vec![
-            "kind get clusters",
-            "docker container inspect stack-registry",
-            "docker network inspect --format '{{.Name}}' kind",
-        ]
+    // Docker is only asked (the registry container, kind's network), through its API.
+    assert_eq!(r.lines(), vec!["kind get clusters"]);
+    assert!(
+        !d.exists(&d.name("registry")),
+        "a dry run created the registry"
     );
     assert!(report.dry_run);
     let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
     let root = fx.root().display().to_string();
-    assert_eq!(lines[0], format!("cd {root} && docker run -d --restart=always --name stack-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=stack registry:2"));
-    assert_eq!(lines[1], format!("cd {root} && kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
+    assert_eq!(lines[0], format!("docker run -d --restart=always --name {name}-registry -p 127.0.0.1:{reg}:5000 --label dev.stack.cluster={name} --label dev.stack.owned=true registry:2"));
+    assert_eq!(lines[1], format!("cd {root} && kind create cluster --name {name} --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
     // The ownership record comes after the create it records; its identity is read through the
     // API when the step runs.
     assert_eq!(
         lines[2],
-        format!("write {root}/.stack/clusters/kind-stack.json (uid: the uid of namespace kube-system, read through the API)")
+        format!("write {root}/.stack/clusters/kind-{name}.json (uid: the uid of namespace kube-system, read through the API)")
     );
     let record: serde_json::Value =
         serde_json::from_str(report.steps[2].contents.as_deref().unwrap()).unwrap();
@@ -549,30 +525,27 @@ fn dry_run_runs_only_read_only_commands_and_prints_the_plan() {
     let json: serde_json::Value =
         serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
     assert_eq!(json["dryRun"], true);
-    assert_eq!(json["context"], "kind-stack");
+    assert_eq!(json["context"], format!("kind-{name}"));
     assert_eq!(json["steps"].as_array().unwrap().len(), 7);
 }
 
 #[test]
 fn kind_create_on_an_existing_name_fails_with_kinds_message() {
     // A cluster created by someone else between our check and our create: kind refuses (exit 1).
-    let fx = kind_fixture(free_port(), free_port());
+    // (The registry, started first, is the rig Docker's real one.)
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    let fx = kind_fixture_named(&name, free_port(), free_port());
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    r.on(&["docker", "network", "inspect"], no_network("kind"));
-    r.on(&["docker", "run"], ok("3f2a9c\n"));
     r.on(
         &["kind", "create", "cluster"],
         fail(
             1,
-            "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"stack\"\n",
+            &format!("ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"{name}\"\n"),
         ),
     );
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &d.name("kind"));
     let err = cluster::up(
         &fx.project(),
         &h,
@@ -582,18 +555,23 @@ fn kind_create_on_an_existing_name_fails_with_kinds_message() {
     .unwrap_err();
     let text = format!("{err:#}");
     assert!(
-        text.contains("could not create kind cluster stack"),
+        text.contains(&format!("could not create kind cluster {name}")),
         "{text}"
     );
     assert!(
-        text.contains("node(s) already exist for a cluster with the name \"stack\""),
+        text.contains(&format!(
+            "node(s) already exist for a cluster with the name \"{name}\""
+        )),
         "{text}"
     );
     // Stopped at the failure: nothing after the create ran.
-    assert_eq!(r.lines().last().unwrap(), "kind create cluster --name stack --config kind/cluster.yaml --kubeconfig .stack/kubeconfig");
+    assert_eq!(r.lines().last().unwrap(), &format!("kind create cluster --name {name} --config kind/cluster.yaml --kubeconfig .stack/kubeconfig"));
     // No ownership record for a cluster that was never created: a later `down` must not delete a
     // same-named cluster somebody else makes.
-    assert!(!fx.root().join(".stack/clusters/kind-stack.json").exists());
+    assert!(!fx
+        .root()
+        .join(format!(".stack/clusters/kind-{name}.json"))
+        .exists());
     // A tool that ran and failed is exit 4 (not a configuration error), naming the command line.
     assert_eq!(stack::ui::exit_code(&err), 4);
     let failed = err
@@ -611,7 +589,7 @@ fn kind_create_on_an_existing_name_fails_with_kinds_message() {
     };
     assert_eq!((tool.as_str(), *status), ("kind", 1));
     assert!(
-        command.contains("&& kind create cluster --name stack"),
+        command.contains(&format!("&& kind create cluster --name {name}")),
         "{command}"
     );
 }
@@ -624,14 +602,12 @@ fn port_conflicts_are_all_reported_before_anything_is_created() {
         ingress.local_addr().unwrap().port(),
         registry.local_addr().unwrap().port(),
     );
-    let fx = kind_fixture(ip, rp);
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    let fx = kind_fixture_named(&name, ip, rp);
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &d.name("kind"));
     let err = cluster::up(
         &fx.project(),
         &h,
@@ -652,30 +628,25 @@ fn port_conflicts_are_all_reported_before_anything_is_created() {
     );
     assert!(
         msg.contains(&format!(
-            "host port 127.0.0.1:{rp}/tcp for registry stack-registry is not free"
+            "host port 127.0.0.1:{rp}/tcp for registry {name}-registry is not free"
         )),
         "{msg}"
     );
     assert!(msg.contains("change the hostPort"));
-    assert_eq!(
-        r.lines(),
-        vec![
-            "kind get clusters",
-            "docker container inspect stack-registry"
-        ]
-    );
+    assert_eq!(r.lines(), vec!["kind get clusters"]);
+    assert!(!d.exists(&d.name("registry")));
 }
 
 #[test]
 fn a_registry_container_stack_did_not_create_is_refused_not_reused() {
-    let fx = kind_fixture(free_port(), free_port());
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    // Someone's own container under the registry's name, without stack's labels.
+    d.container(&d.name("registry"), &[]);
+    let fx = kind_fixture_named(&name, free_port(), free_port());
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{}}}]"#),
-    );
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &d.name("kind"));
     let err = cluster::up(
         &fx.project(),
         &h,
@@ -685,24 +656,23 @@ fn a_registry_container_stack_did_not_create_is_refused_not_reused() {
     .unwrap_err();
     let se = err.downcast_ref::<StackError>().unwrap();
     assert_eq!(se.exit_code(), 2);
-    assert!(se
-        .to_string()
-        .contains("a container named `stack-registry` exists but was not created by stack"));
+    assert!(se.to_string().contains(&format!(
+        "a container named `{name}-registry` exists but was not created by stack"
+    )));
     assert!(se.hint().unwrap().contains("cluster.registry.name"));
-    assert_eq!(r.lines().len(), 2);
+    assert_eq!(r.lines().len(), 1);
+    assert!(d.exists(&d.name("registry")), "left alone");
 }
 
 #[test]
 fn down_keeps_a_cluster_stack_did_not_create() {
-    let fx = kind_fixture(free_port(), free_port());
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    d.container(&d.name("registry"), &["--label", "app=mine"]);
+    let fx = kind_fixture_named(&name, free_port(), free_port());
     let r = RecordingRunner::new();
-    r.on(&["kind", "get", "clusters"], ok("kind\nstack\n"));
-    r.on(&["docker", "ps"], ok(""));
-    r.on(
-        &["docker", "container", "inspect"],
-        ok(r#"[{"Name":"/stack-registry","State":{"Running":true},"Config":{"Labels":{"app":"mine"}}}]"#),
-    );
-    let h = host(&r, &fx.root().join("none"));
+    r.on(&["kind", "get", "clusters"], ok(&format!("kind\n{name}\n")));
+    let h = d.host(&r, &fx.root().join("none"), &d.name("kind"));
     let report = cluster::down(
         &fx.project(),
         &h,
@@ -712,8 +682,9 @@ fn down_keeps_a_cluster_stack_did_not_create() {
     .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(report.kept.len(), 2, "{:?}", report.kept);
-    assert!(report.kept[0].starts_with("kind cluster stack: not created by stack"));
+    assert!(report.kept[0].starts_with(&format!("kind cluster {name}: not created by stack")));
     assert!(report.kept[1].contains("not labelled dev.stack.owned=true"));
+    assert!(d.exists(&d.name("registry")), "left alone");
     assert!(!r
         .lines()
         .iter()
@@ -722,9 +693,14 @@ fn down_keeps_a_cluster_stack_did_not_create() {
 
 #[test]
 fn node_labels_reach_kind_through_a_generated_config() {
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    // kind's network is left over from an earlier cluster: the registry starts on it.
+    let network = d.name("kind");
+    d.network(&network);
     let reg = free_port();
     let fx = Fixture::new(
-        &format!("apiVersion: stack/v1\ncluster:\n  name: gpu\n  registry:\n    hostPort: {reg}\n  nodeLabels:\n    hardware/gpu: \"true\"\n"),
+        &format!("apiVersion: stack/v1\ncluster:\n  name: {name}\n  registry:\n    hostPort: {reg}\n  nodeLabels:\n    hardware/gpu: \"true\"\n"),
         &[(
             "kind/cluster.yaml",
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n    labels:\n      ingress-ready: \"true\"\n  - role: worker\n  - role: worker\n",
@@ -732,13 +708,7 @@ fn node_labels_reach_kind_through_a_generated_config() {
     );
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: gpu-registry\n"),
-    );
-    // kind's network is left over from an earlier cluster: the registry starts on it.
-    r.on(&["docker", "network", "inspect"], ok("kind\n"));
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &network);
     let opts = Options {
         dry_run: true,
         context: None,
@@ -747,20 +717,20 @@ fn node_labels_reach_kind_through_a_generated_config() {
     let write = report
         .steps
         .iter()
-        .find(|s| s.line.ends_with(".stack/kind-gpu.yaml"))
+        .find(|s| s.line.ends_with(&format!(".stack/kind-{name}.yaml")))
         .expect("generated config");
     let cfg: serde_json::Value = serde_json::from_str(write.contents.as_ref().unwrap()).unwrap();
     assert_eq!(cfg["nodes"][0]["labels"]["ingress-ready"], "true");
     assert_eq!(cfg["nodes"][0]["labels"]["hardware/gpu"], "true");
     assert_eq!(cfg["nodes"][2]["labels"]["hardware/gpu"], "true");
     let lines: Vec<&str> = report.steps.iter().map(|s| s.line.as_str()).collect();
-    assert!(lines.iter().any(|l| l.ends_with(
-        "kind create cluster --name gpu --config .stack/kind-gpu.yaml --kubeconfig .stack/kubeconfig"
-    )));
-    assert!(lines[0].ends_with(&format!("docker run -d --restart=always --name gpu-registry --network kind -p 127.0.0.1:{reg}:5000 --label dev.stack.owned=true --label dev.stack.cluster=gpu registry:2")), "{}", lines[0]);
+    assert!(lines.iter().any(|l| l.ends_with(&format!(
+        "kind create cluster --name {name} --config .stack/kind-{name}.yaml --kubeconfig .stack/kubeconfig"
+    ))));
+    assert_eq!(lines[0], format!("docker run -d --restart=always --name {name}-registry --network {network} -p 127.0.0.1:{reg}:5000 --label dev.stack.cluster={name} --label dev.stack.owned=true registry:2"));
     assert!(!lines.iter().any(|l| l.contains("network connect")));
     // Every node kind will create gets hosts.toml: kind's node names, in config order.
-    for node in ["gpu-control-plane", "gpu-worker", "gpu-worker2"] {
+    for node in ["control-plane", "worker", "worker2"].map(|n| d.name(n)) {
         assert!(
             lines
                 .iter()
@@ -1012,65 +982,85 @@ fn existing_context_in_the_allowlist_is_checked_not_changed() {
 #[test]
 fn status_reports_cluster_nodes_registry_and_context() {
     let Some(env) = rig() else { return };
+    let Some(d) = RigDocker::take() else { return };
+    let name = d.id.clone();
+    let (registry, network) = (d.name("registry"), d.name("kind"));
     let reg = free_port();
-    let fx = kind_fixture(free_port(), reg);
+    // The registry as `stack cluster up` leaves it in the rig's real Docker: labelled, published
+    // on 127.0.0.1, started, then connected to kind's network.
+    d.network(&network);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &registry,
+        "-p",
+        &format!("127.0.0.1:{reg}:5000"),
+        "--label",
+        "dev.stack.owned=true",
+        "--label",
+        &format!("dev.stack.cluster={name}"),
+        "registry:2",
+    ]);
+    d.ok(&["network", "connect", &network, &registry]);
+    let fx = kind_fixture_named(&name, free_port(), reg);
     // The cluster's API is the rig's: its one (kwok) node is listed through the API.
-    fx.write_rig_kubeconfig(&env, "kind-stack");
+    fx.write_rig_kubeconfig(&env, &format!("kind-{name}"));
     let r = RecordingRunner::new();
-    r.on(&["kind", "get", "clusters"], ok("stack\n"));
-    r.on(&["kind", "get", "nodes"], ok("stack-control-plane\n"));
+    r.on(&["kind", "get", "clusters"], ok(&format!("{name}\n")));
     r.on(
-        &["docker", "container", "inspect"],
-        ok(&registry_inspect(
-            "stack-registry",
-            reg,
-            "stack",
-            &["bridge", "kind"],
-        )),
+        &["kind", "get", "nodes"],
+        ok(&format!("{name}-control-plane\n")),
     );
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &network);
     let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
     assert_eq!(
         r.lines(),
         vec![
-            "kind get clusters",
-            "kind get nodes --name stack",
-            "docker container inspect stack-registry",
+            "kind get clusters".to_owned(),
+            format!("kind get nodes --name {name}"),
         ]
     );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(
         json,
         serde_json::json!({
-            "provider": "kind", "name": "stack", "context": "kind-stack",
+            "provider": "kind", "name": name, "context": format!("kind-{name}"),
             "kubeconfig": ".stack/kubeconfig", "contextAllowed": true,
             "allowlist": ["kind-*", "k3d-*"], "contextInKubeconfig": true,
             "exists": true, "reachable": true,
             "nodes": [{"name": "stack-rig-node", "role": "agent", "ready": true}],
-            "registry": {"name": "stack-registry", "host": format!("localhost:{reg}"), "exists": true,
-                "running": true, "ownedByStack": true, "networks": ["bridge", "kind"],
+            "registry": {"name": registry, "host": format!("localhost:{reg}"), "exists": true,
+                "running": true, "ownedByStack": true, "networks": ["bridge", network],
                 "ports": [format!("127.0.0.1:{reg}->5000/tcp")]},
         })
     );
     let port = reg.to_string();
     insta::assert_json_snapshot!(
         "cluster_status_json",
-        support::redact(&json, &[(port.as_str(), "<port>")])
+        support::redact(
+            &json,
+            &[
+                (port.as_str(), "<port>"),
+                (network.as_str(), "kind"),
+                (name.as_str(), "stack")
+            ]
+        )
     );
     let human = stack::ui::cluster::status_human(&report, false);
     assert_eq!(
         human,
-        format!("cluster   kind stack: running, API server reachable\ncontext   kind-stack in .stack/kubeconfig (present; allowed for changes)\nnodes     stack-rig-node  agent  Ready\nregistry  stack-registry (localhost:{reg}): running, created by stack, networks [bridge, kind], ports [127.0.0.1:{reg}->5000/tcp]\n")
+        format!("cluster   kind {name}: running, API server reachable\ncontext   kind-{name} in .stack/kubeconfig (present; allowed for changes)\nnodes     stack-rig-node  agent  Ready\nregistry  {registry} (localhost:{reg}): running, created by stack, networks [bridge, {network}], ports [127.0.0.1:{reg}->5000/tcp]\n")
     );
 
     // kind has the cluster, but its API server does not answer: kind's node names, readiness
     // unknown, and why.
-    fx.write_kubeconfig("kind-stack");
+    fx.write_kubeconfig(&format!("kind-{name}"));
     let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
     assert_eq!(report.reachable, Some(false));
     let problem = report.problem.clone().unwrap();
     assert!(
-        problem.contains(NO_API) && problem.contains("context `kind-stack`"),
+        problem.contains(NO_API) && problem.contains(&format!("context `kind-{name}`")),
         "{problem}"
     );
     let nodes: Vec<(&str, &str, Option<bool>)> = report
@@ -1078,21 +1068,21 @@ fn status_reports_cluster_nodes_registry_and_context() {
         .iter()
         .map(|n| (n.name.as_str(), n.role.as_str(), n.ready))
         .collect();
-    assert_eq!(nodes, [("stack-control-plane", "control-plane", None)]);
+    let node = format!("{name}-control-plane");
+    assert_eq!(nodes, [(node.as_str(), "control-plane", None)]);
 
-    // Absent cluster: kind's "none" on stderr.
+    // Absent cluster (kind's "none" on stderr) and no registry container.
+    d.ok(&["network", "disconnect", &network, &registry]);
+    d.ok(&["rm", "-f", &registry]);
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    let h = host(&r, &fx.root().join("none"));
+    let h = d.host(&r, &fx.root().join("none"), &network);
     let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
     assert!(!report.exists && report.nodes.is_empty());
+    assert!(report.registry.as_ref().is_some_and(|r| !r.exists));
     let human = stack::ui::cluster::status_human(&report, false);
     assert!(
-        human.starts_with("cluster   kind stack: absent\n"),
+        human.starts_with(&format!("cluster   kind {name}: absent\n")),
         "{human}"
     );
     assert!(human.contains("hint: `stack cluster up` creates it"));
@@ -1102,13 +1092,13 @@ fn status_reports_cluster_nodes_registry_and_context() {
 fn k3d_status_reads_the_json_list() {
     let fx = k3d_fixture(free_port(), free_port());
     let r = RecordingRunner::new();
+    let Some(d) = RigDocker::take() else { return };
     r.on(&["k3d", "cluster", "list", "-o", "json"], ok(K3D_LIST_ONE));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: k3d-stack-registry\n"),
-    );
-    let h = host(&r, &fx.root().join("none"));
+    // The registry k3d would have made is asked for through the Docker API (absent here).
+    let h = d.host(&r, &fx.root().join("none"), "kind");
     let report = cluster::status(&fx.project(), &h, &Options::default()).unwrap();
+    assert_eq!(r.lines(), ["k3d cluster list -o json"]);
+    assert!(report.registry.as_ref().is_some_and(|r| !r.exists));
     assert!(report.exists);
     let nodes: Vec<(&str, &str, Option<bool>)> = report
         .nodes
@@ -1346,41 +1336,40 @@ fn kind_cli_has_every_flag_stack_passes() {
     assert!(help(&["get", "clusters"]).contains("kind get clusters"));
 }
 
-/// Routes `docker` to the real daemon (the rig's), everything else to the recording fake, and
-/// records every line in order.
-struct Hybrid {
-    fake: RecordingRunner,
-    docker: PathBuf,
-    docker_host: String,
-    lines: Mutex<Vec<String>>,
-}
-
-impl Runner for Hybrid {
-    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
-        self.lines.lock().unwrap().push(cmd.short_line());
-        if cmd.program.as_path() == Path::new("docker") {
-            let mut real = cmd.clone();
-            real.program = self.docker.clone();
-            real = real.env("DOCKER_HOST", &self.docker_host);
-            RealRunner.output(&real)
-        } else {
-            self.fake.output(cmd)
-        }
-    }
-}
-
-/// The rig's Docker, when it answers: the CLI and its DOCKER_HOST.
-fn rig_docker() -> Result<(PathBuf, String), String> {
-    let host = support::rig_docker()?;
-    Ok((support::find_tool("docker")?, host))
-}
-
-struct Docker {
+/// The rig's real Docker for one test. Names are unique to the test (the cluster is named
+/// [`RigDocker::id`], so its registry is `<id>-registry` and kind's node `<id>-control-plane`);
+/// everything the test makes, and the registry stack makes for its cluster, is removed by name
+/// when this is dropped — at the end, or while a failed test unwinds. The test's own setup and
+/// checks use the docker CLI; stack itself talks to the same daemon through its API.
+struct RigDocker {
     bin: PathBuf,
     host: String,
+    id: String,
+    containers: Mutex<Vec<String>>,
+    networks: Mutex<Vec<String>>,
 }
 
-impl Docker {
+impl RigDocker {
+    /// `None` (the test skips) when the rig's Docker does not answer.
+    fn take() -> Option<RigDocker> {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let found =
+            support::rig_docker().and_then(|host| Ok((support::find_tool("docker")?, host)));
+        if !support::require("docker", found.as_ref().map(|_| ()).map_err(Clone::clone)) {
+            return None;
+        }
+        let (bin, host) = found.unwrap();
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("st{}x{seq}", std::process::id());
+        Some(RigDocker {
+            bin,
+            host,
+            containers: Mutex::new(vec![format!("{id}-registry")]),
+            networks: Mutex::new(Vec::new()),
+            id,
+        })
+    }
+
     fn run(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new(&self.bin)
             .args(args)
@@ -1398,21 +1387,97 @@ impl Docker {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
 
-/// Removes the test's containers and network whatever happens.
-struct Cleanup<'a> {
-    docker: &'a Docker,
-    containers: Vec<String>,
-    network: String,
-}
+    /// `<id>-<what>`.
+    fn name(&self, what: &str) -> String {
+        format!("{}-{what}", self.id)
+    }
 
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = self.docker.run(&["rm", "-f", c]);
+    /// A network as kind leaves one (internal: the rig's containers never reach the outside).
+    fn network(&self, name: &str) {
+        self.networks.lock().unwrap().push(name.to_owned());
+        self.ok(&["network", "create", "--internal", name]);
+    }
+
+    /// A running busybox container (kind's node, or a look-alike), with extra `docker run` flags.
+    fn container(&self, name: &str, flags: &[&str]) {
+        self.containers.lock().unwrap().push(name.to_owned());
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend(flags);
+        args.extend(["busybox:latest", "sleep", "3600"]);
+        self.ok(&args);
+    }
+
+    fn exists(&self, container: &str) -> bool {
+        self.run(&["container", "inspect", container])
+            .status
+            .success()
+    }
+
+    /// A host whose Docker is this daemon and whose kind network is `kind_network`.
+    fn host<'a>(
+        &self,
+        runner: &'a dyn Runner,
+        user_kubeconfig: &Path,
+        kind_network: &str,
+    ) -> Host<'a> {
+        Host {
+            kind_network: kind_network.to_owned(),
+            docker_host: self.host.clone(),
+            docker_source: "DOCKER_HOST".into(),
+            ..host(runner, user_kubeconfig)
         }
-        let _ = self.docker.run(&["network", "rm", &self.network]);
+    }
+}
+
+impl Drop for RigDocker {
+    fn drop(&mut self) {
+        let networks = self.networks.lock().unwrap().clone();
+        for c in self.containers.lock().unwrap().iter() {
+            // A container connected to a network after it started leaves its endpoint behind on
+            // this daemon unless it is disconnected first.
+            for n in &networks {
+                let _ = self.run(&["network", "disconnect", "-f", n, c]);
+            }
+            let _ = self.run(&["rm", "-f", c]);
+        }
+        for n in &networks {
+            let _ = self.run(&["network", "rm", n]);
+        }
+    }
+}
+
+/// The recording fake of kind, plus what `kind create cluster` leaves in Docker, made for real:
+/// its network (when missing) and a busybox container per node, so the steps after the create
+/// (exec into the node, connect the registry) meet what they would meet.
+struct FakeKind<'a> {
+    fake: RecordingRunner,
+    docker: &'a RigDocker,
+    network: String,
+    nodes: Vec<String>,
+}
+
+impl Runner for FakeKind<'_> {
+    fn output(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        let out = self.fake.output(cmd)?;
+        if cmd
+            .args
+            .starts_with(&["create".to_owned(), "cluster".to_owned()])
+            && out.success()
+        {
+            if !self
+                .docker
+                .run(&["network", "inspect", &self.network])
+                .status
+                .success()
+            {
+                self.docker.network(&self.network);
+            }
+            for node in &self.nodes {
+                self.docker.container(node, &["--network", &self.network]);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1423,53 +1488,27 @@ impl Drop for Cleanup<'_> {
 /// look-alike survives.
 #[test]
 fn registry_wiring_with_real_containers() {
-    let found = rig_docker();
-    if !support::require("docker", found.as_ref().map(|_| ()).map_err(Clone::clone)) {
-        return;
-    }
+    let Some(d) = RigDocker::take() else { return };
     let Some(env) = rig() else { return };
     let configmap = RegistryConfigMap::take(&env);
-    let (bin, docker_host) = found.unwrap();
-    let d = Docker {
-        bin,
-        host: docker_host.clone(),
-    };
-    let id = format!("stk{}", std::process::id());
-    let cluster_name = id.clone();
-    let network = format!("{id}-kind");
-    let node = format!("{id}-control-plane");
-    let reg_name = format!("{id}-registry");
-    let lookalike = format!("{id}-registry-2");
-    let _cleanup = Cleanup {
-        docker: &d,
-        containers: vec![node.clone(), reg_name.clone(), lookalike.clone()],
-        network: network.clone(),
-    };
+    let cluster_name = d.id.clone();
+    let network = d.name("kind");
+    let node = d.name("control-plane");
+    let reg_name = d.name("registry");
+    let lookalike = d.name("registry-2");
     // What `kind create cluster` would have made: the network and a node container.
-    d.ok(&["network", "create", &network]);
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
+    d.network(&network);
+    d.container(
         &node,
-        "--network",
-        &network,
-        "--label",
-        &format!("io.x-k8s.kind.cluster={cluster_name}"),
-        "busybox:latest",
-        "sleep",
-        "3600",
-    ]);
+        &[
+            "--network",
+            &network,
+            "--label",
+            &format!("io.x-k8s.kind.cluster={cluster_name}"),
+        ],
+    );
     // Someone else's container with a similar name: never touched.
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &lookalike,
-        "busybox:latest",
-        "sleep",
-        "3600",
-    ]);
+    d.container(&lookalike, &[]);
 
     let reg_port = free_port();
     let fx = Fixture::new(
@@ -1484,21 +1523,7 @@ fn registry_wiring_with_real_containers() {
     let fake = RecordingRunner::new();
     fake.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
     fake.on(&["kind", "create", "cluster"], ok(""));
-    let runner = Hybrid {
-        fake,
-        docker: d.bin.clone(),
-        docker_host,
-        lines: Mutex::new(Vec::new()),
-    };
-    let h = Host {
-        runner: &runner,
-        locate: by_name,
-        kind_network: network.clone(),
-        user_kubeconfig: fx.root().join("none"),
-        proc_root: PathBuf::from("/proc"),
-        docker_host: "unix:///nonexistent/docker.sock".into(),
-        docker_source: "test".into(),
-    };
+    let h = d.host(&fake, &fx.root().join("none"), &network);
     cluster::up(
         &fx.project(),
         &h,
@@ -1554,14 +1579,11 @@ fn registry_wiring_with_real_containers() {
     );
 
     // Second up: kind now knows the cluster; nothing changes.
-    runner.fake.on(
+    fake.on(
         &["kind", "get", "clusters"],
         ok(&format!("{cluster_name}\n")),
     );
-    runner
-        .fake
-        .on(&["kind", "get", "nodes"], ok(&format!("{node}\n")));
-    runner.lines.lock().unwrap().clear();
+    fake.on(&["kind", "get", "nodes"], ok(&format!("{node}\n")));
     let report = cluster::up(
         &fx.project(),
         &h,
@@ -1572,7 +1594,7 @@ fn registry_wiring_with_real_containers() {
     assert!(report.steps.is_empty(), "{:#?}", report.steps);
 
     // Down: only the labelled container goes; the look-alike and the node (kind's) stay.
-    runner.fake.on(&["kind", "delete", "cluster"], ok(""));
+    fake.on(&["kind", "delete", "cluster"], ok(""));
     cluster::down(
         &fx.project(),
         &h,
@@ -1580,13 +1602,10 @@ fn registry_wiring_with_real_containers() {
         &stack::ops::events::Discard,
     )
     .unwrap();
-    assert!(!d.run(&["container", "inspect", &reg_name]).status.success());
-    d.ok(&["container", "inspect", &lookalike]);
-    d.ok(&["container", "inspect", &node]);
+    assert!(!d.exists(&reg_name));
+    assert!(d.exists(&lookalike) && d.exists(&node));
     // Second down: nothing to remove.
-    runner
-        .fake
-        .on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
+    fake.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
     let report = cluster::down(
         &fx.project(),
         &h,
@@ -1681,13 +1700,9 @@ fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
     let cfg = std::fs::read_to_string(fx.root().join("kind/cluster.yaml")).unwrap();
     let cfg = cfg.replacen("hostPort: ", "hostPort: 7000", 1);
     std::fs::write(fx.root().join("kind/cluster.yaml"), cfg).unwrap();
+    // The config is checked before Docker is asked anything (this host has no Docker).
     let r = RecordingRunner::new();
     r.on(&["kind", "get", "clusters"], fail(0, NO_KIND_CLUSTERS));
-    r.on(
-        &["docker", "container", "inspect"],
-        fail(1, "Error: No such container: stack-registry\n"),
-    );
-    r.on(&["docker", "network", "inspect"], no_network("kind"));
     let h = host(&r, &fx.root().join("no-kubeconfig"));
     let err = cluster::up(
         &fx.project(),
@@ -1739,6 +1754,8 @@ fn host_ports_above_65535_are_errors_at_their_line_not_truncated() {
 #[test]
 fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
     let Some(env) = rig() else { return };
+    // Down lists stack's containers of the cluster through the rig's real Docker (none here).
+    let Some(d) = RigDocker::take() else { return };
     let fx = Fixture::new(
         "apiVersion: stack/v1\ncluster:\n  provider: kind\n  name: stack\n  registry:\n    enabled: false\n",
         &[],
@@ -1753,7 +1770,7 @@ fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
         &["kind", "create", "cluster"],
         fail(0, "Creating cluster \"stack\" ...\n"),
     );
-    let h = host(&fake, &fx.root().join("none"));
+    let h = d.host(&fake, &fx.root().join("none"), "kind");
     cluster::up(
         &fx.project(),
         &h,
@@ -1779,8 +1796,7 @@ fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
     std::fs::write(&record_path, stale.to_string()).unwrap();
     let fake = RecordingRunner::new();
     fake.on(&["kind", "get", "clusters"], ok("stack\n"));
-    fake.on(&["docker", "ps"], ok(""));
-    let h = host(&fake, &fx.root().join("none"));
+    let h = d.host(&fake, &fx.root().join("none"), "kind");
     let report = cluster::down(
         &fx.project(),
         &h,
@@ -1808,8 +1824,7 @@ fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
     let fake = RecordingRunner::new();
     fake.on(&["kind", "get", "clusters"], ok("stack\n"));
     fake.on(&["kind", "delete", "cluster"], ok(""));
-    fake.on(&["docker", "ps"], ok(""));
-    let h = host(&fake, &fx.root().join("none"));
+    let h = d.host(&fake, &fx.root().join("none"), "kind");
     cluster::down(
         &fx.project(),
         &h,
@@ -1821,7 +1836,6 @@ fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
         fake.lines(),
         [
             "kind get clusters",
-            "docker ps -a --filter label=dev.stack.owned=true --filter label=dev.stack.cluster=stack --format '{{.Names}}\t{{.Networks}}'",
             "kind delete cluster --name stack --kubeconfig .stack/kubeconfig",
         ]
     );
@@ -1831,8 +1845,7 @@ fn cluster_down_deletes_only_the_cluster_whose_identity_stack_recorded() {
     fx.write_stack_kubeconfig(&renamed.replace(&server_of(&renamed), NO_API));
     let fake = RecordingRunner::new();
     fake.on(&["kind", "get", "clusters"], ok("stack\n"));
-    fake.on(&["docker", "ps"], ok(""));
-    let h = host(&fake, &fx.root().join("none"));
+    let h = d.host(&fake, &fx.root().join("none"), "kind");
     let report = cluster::down(
         &fx.project(),
         &h,

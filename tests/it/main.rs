@@ -18,6 +18,7 @@ mod deliver;
 mod differential;
 mod forward;
 mod kube;
+mod promote;
 mod rig;
 mod schema_conformance;
 mod strvals;

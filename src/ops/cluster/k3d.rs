@@ -20,20 +20,7 @@ fn list(t: &Target, host: &Host, k3d: &Path) -> anyhow::Result<Vec<serde_json::V
         .cwd(&t.root);
     let out = host.runner.output(&cmd)?;
     if !out.success() {
-        if out.stderr.contains("Cannot connect to the Docker daemon") {
-            return Err(StackError::Unreachable {
-                what: "the Docker daemon".into(),
-                hint:
-                    "k3d runs its nodes in Docker: start Docker (or set DOCKER_HOST) and run again"
-                        .into(),
-            }
-            .into());
-        }
-        return Err(anyhow::anyhow!(
-            "`{cmd}` failed with exit status {}\n{}",
-            out.status,
-            out.stderr.trim_end()
-        ));
+        return Err(super::provider_failed(host, "k3d", &cmd, &out));
     }
     let doc: serde_json::Value = serde_json::from_str(out.stdout.trim())
         .map_err(|e| anyhow::anyhow!("`{cmd}` printed something that is not JSON: {e}"))?;
@@ -334,8 +321,7 @@ pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
         ));
     }
     if let Some(reg) = &t.registry {
-        let docker = host.tool(Tool::Docker)?;
-        let c = registry::inspect(host.runner, &docker, &t.root, &reg.name)?;
+        let c = registry::Daemon::connect(host)?.inspect(&reg.name)?;
         report.registry = Some(RegistryStatus::from(reg, c.as_ref()));
     }
     Ok(report)

@@ -3,7 +3,7 @@
 //! (idempotent), plus the local registry wiring from kind's documentation (`registry.rs`).
 
 use super::ports::{self, HostPort, Protocol};
-use super::registry::{self, Container};
+use super::registry::{self, Container, Daemon};
 use super::{ChangeReport, Host, NodeStatus, RegistryStatus, StatusReport, Target};
 use crate::error::StackError;
 use crate::ops::plan::Step;
@@ -16,7 +16,7 @@ fn clusters(t: &Target, host: &Host, kind: &Path) -> anyhow::Result<Vec<String>>
     let cmd = Cmd::new(kind).args(["get", "clusters"]).cwd(&t.root);
     let out = host.runner.output(&cmd)?;
     if !out.success() {
-        return Err(kind_failed(&cmd, &out));
+        return Err(super::provider_failed(host, "kind", &cmd, &out));
     }
     Ok(out
         .stdout
@@ -27,22 +27,6 @@ fn clusters(t: &Target, host: &Host, kind: &Path) -> anyhow::Result<Vec<String>>
         .collect())
 }
 
-fn kind_failed(cmd: &Cmd, out: &crate::tool::Output) -> anyhow::Error {
-    if out.stderr.contains("Cannot connect to the Docker daemon") {
-        return StackError::Unreachable {
-            what: "the Docker daemon".into(),
-            hint: "kind runs its nodes in Docker: start Docker (or set DOCKER_HOST) and run again"
-                .into(),
-        }
-        .into();
-    }
-    anyhow::anyhow!(
-        "`{cmd}` failed with exit status {}\n{}",
-        out.status,
-        out.stderr.trim_end()
-    )
-}
-
 /// Node containers of a cluster (`kind get nodes`), without the external load balancer, which
 /// runs no containerd.
 fn nodes(t: &Target, host: &Host, kind: &Path) -> anyhow::Result<Vec<String>> {
@@ -51,7 +35,7 @@ fn nodes(t: &Target, host: &Host, kind: &Path) -> anyhow::Result<Vec<String>> {
         .cwd(&t.root);
     let out = host.runner.output(&cmd)?;
     if !out.success() {
-        return Err(kind_failed(&cmd, &out));
+        return Err(super::provider_failed(host, "kind", &cmd, &out));
     }
     Ok(out
         .stdout
@@ -226,11 +210,10 @@ pub fn create_cmd(t: &Target, kind: &Path, config: Option<&str>) -> Cmd {
 /// The registry container, refusing one stack does not own (it would be someone else's).
 fn own_registry(
     t: &Target,
-    host: &Host,
-    docker: &Path,
+    daemon: &Daemon,
     reg: &registry::Registry,
 ) -> anyhow::Result<Option<Container>> {
-    let found = registry::inspect(host.runner, docker, &t.root, &reg.name)?;
+    let found = daemon.inspect(&reg.name)?;
     if let Some(c) = &found {
         if !c.owned_by_stack() || c.cluster() != Some(t.name.as_str()) {
             return Err(StackError::Usage {
@@ -275,20 +258,20 @@ fn published_hosting(t: &Target) -> Result<Option<String>, StackError> {
 pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Result<Vec<Step>> {
     let kind = host.tool(Tool::Kind)?;
     let exists = clusters(t, host, &kind)?.contains(&t.name);
-    let docker = match &t.registry {
-        Some(_) => Some(host.tool(Tool::Docker)?),
-        None => None,
-    };
-    let registry = match (&t.registry, &docker) {
-        (Some(reg), Some(d)) => Some((reg, d.as_path(), own_registry(t, host, d, reg)?)),
-        _ => None,
-    };
-
-    // Nothing is created unless every port it publishes is free.
+    // Nothing is created unless every port it publishes is free (and a port the config gets
+    // wrong is reported before Docker is asked anything).
     let mut wanted = Vec::new();
     if !exists {
         wanted.extend(host_ports(t)?);
     }
+    let registry = match &t.registry {
+        Some(reg) => {
+            let daemon = Daemon::connect(host)?;
+            let found = own_registry(t, &daemon, reg)?;
+            Some((reg, daemon, found))
+        }
+        None => None,
+    };
     if let Some((reg, _, c)) = &registry {
         if !c.as_ref().is_some_and(|c| c.running) {
             wanted.push(HostPort::tcp(
@@ -305,28 +288,27 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
     // kind keeps its network after clusters are deleted: when it is there, the registry starts on
     // it (Docker setups without a default bridge cannot connect a running container later).
     let mut on_network = false;
-    if let Some((reg, docker, c)) = &registry {
+    if let Some((reg, daemon, c)) = &registry {
         match c {
             None => {
-                on_network =
-                    registry::network_exists(host.runner, docker, &t.root, &host.kind_network)?;
-                steps.push(Step::run(
+                on_network = daemon.network_exists(&host.kind_network)?;
+                steps.push(Step::docker(
                     format!(
                         "start the local registry {} on 127.0.0.1:{}",
                         reg.name, reg.host_port
                     ),
-                    registry::run_cmd(
-                        docker,
-                        &t.root,
+                    daemon.endpoint(),
+                    registry::run_op(
                         reg,
                         &t.name,
                         on_network.then_some(host.kind_network.as_str()),
                     ),
                 ))
             }
-            Some(c) if !c.running => steps.push(Step::run(
+            Some(c) if !c.running => steps.push(Step::docker(
                 format!("restart the stopped registry {}", reg.name),
-                registry::start_cmd(docker, &t.root, &reg.name),
+                daemon.endpoint(),
+                registry::start_op(&reg.name),
             )),
             Some(_) => {}
         }
@@ -357,27 +339,22 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
         predicted_nodes(t)
     };
 
-    if let Some((reg, docker, c)) = &registry {
+    if let Some((reg, daemon, c)) = &registry {
         for node in &node_names {
-            let current = if exists {
-                let out = host
-                    .runner
-                    .output(&registry::node_read_cmd(docker, &t.root, node, reg))?;
-                out.success() && out.stdout == registry::hosts_toml(reg)
-            } else {
-                false
-            };
+            let current = exists && daemon.node_maps(node, reg)?;
             if !current {
-                steps.push(Step::run(
+                steps.push(Step::docker(
                     format!(
                         "create containerd's registry dir for {} on {node}",
                         reg.host()
                     ),
-                    registry::node_mkdir_cmd(docker, &t.root, node, reg),
+                    daemon.endpoint(),
+                    registry::node_mkdir_op(node, reg),
                 ));
-                steps.push(Step::run(
+                steps.push(Step::docker(
                     format!("map {} to {} on {node}", reg.host(), reg.name),
-                    registry::node_write_cmd(docker, &t.root, node, reg),
+                    daemon.endpoint(),
+                    registry::node_write_op(node, reg),
                 ));
             }
         }
@@ -385,9 +362,10 @@ pub fn plan_up(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::Re
             || c.as_ref()
                 .is_some_and(|c| c.networks.contains(&host.kind_network));
         if !connected {
-            steps.push(Step::run(
+            steps.push(Step::docker(
                 format!("connect {} to the {} network", reg.name, host.kind_network),
-                registry::connect_cmd(docker, &t.root, &host.kind_network, &reg.name),
+                daemon.endpoint(),
+                registry::connect_op(&host.kind_network, &reg.name),
             ));
         }
         let current = exists
@@ -450,40 +428,29 @@ pub fn plan_down(t: &Target, host: &Host, report: &mut ChangeReport) -> anyhow::
         ));
     }
     // Containers carrying stack's labels for this cluster, and nothing else.
-    let docker = host.tool(Tool::Docker)?;
-    let cmd = registry::owned_cmd(&docker, &t.root, &t.name);
-    let out = host.runner.output(&cmd)?;
-    if !out.success() {
-        return Err(registry::docker_failed(&cmd, &out));
-    }
-    // `NAME\tnet1,net2` per container.
-    let owned_containers: Vec<(&str, Vec<&str>)> = out
-        .stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (name, nets) = l.split_once('\t').unwrap_or((l, ""));
-            (name.trim(), nets.split(',').map(str::trim).collect())
-        })
-        .collect();
-    for (name, nets) in &owned_containers {
-        if nets.contains(&host.kind_network.as_str()) {
-            steps.push(Step::run(
+    let daemon = Daemon::connect(host)?;
+    let owned_containers = daemon.owned(&t.name)?;
+    for c in &owned_containers {
+        let name = &c.name;
+        if c.networks.contains(&host.kind_network) {
+            steps.push(Step::docker(
                 format!(
                     "disconnect stack's container {name} from the {} network",
                     host.kind_network
                 ),
-                registry::disconnect_cmd(&docker, &t.root, &host.kind_network, name),
+                daemon.endpoint(),
+                registry::disconnect_op(&host.kind_network, name),
             ));
         }
-        steps.push(Step::run(
+        steps.push(Step::docker(
             format!("remove stack's container {name}"),
-            registry::remove_cmd(&docker, &t.root, name),
+            daemon.endpoint(),
+            registry::remove_op(name),
         ));
     }
     if let Some(reg) = &t.registry {
-        if !owned_containers.iter().any(|(n, _)| *n == reg.name) {
-            if let Some(c) = registry::inspect(host.runner, &docker, &t.root, &reg.name)? {
+        if !owned_containers.iter().any(|c| c.name == reg.name) {
+            if let Some(c) = daemon.inspect(&reg.name)? {
                 report.kept.push(format!(
                     "container {}: {}",
                     c.name,
@@ -543,8 +510,7 @@ pub fn status(t: &Target, host: &Host) -> anyhow::Result<StatusReport> {
         }
     }
     if let Some(reg) = &t.registry {
-        let docker = host.tool(Tool::Docker)?;
-        let c = registry::inspect(host.runner, &docker, &t.root, &reg.name)?;
+        let c = Daemon::connect(host)?.inspect(&reg.name)?;
         report.registry = Some(RegistryStatus::from(reg, c.as_ref()));
     }
     Ok(report)

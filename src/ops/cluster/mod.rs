@@ -4,15 +4,15 @@
 //! kubeconfig context the project allows). Every command names its kubeconfig file and context
 //! (`kind-<name>`, `k3d-<name>`; the per-project `.stack/kubeconfig`): nothing uses the current
 //! context. The cluster's own API (nodes, `/readyz`, its identity, the registry ConfigMap) is asked
-//! through kube-rs; the provider CLIs and Docker through the `Runner`. `up` and `down` observe
-//! first (read-only calls), then build a plan of steps that `--dry-run` prints and a normal run
-//! executes; running either twice does the work once. `down` removes only what stack created:
-//! clusters it recorded in `.stack/clusters/` when it created them, and containers carrying its
-//! Docker labels.
+//! through kube-rs; Docker through its API (`crate::docker`, the endpoint the docker CLI would
+//! use: read while planning, changed by plan steps); the provider CLIs through the `Runner`. `up`
+//! and `down` observe first (read-only calls), then build a plan of steps that `--dry-run` prints
+//! and a normal run executes; running either twice does the work once. `down` removes only what
+//! stack created: clusters it recorded in `.stack/clusters/` when it created them, and containers
+//! carrying its Docker labels.
 //!
 //! Invariant: ops never print; every process goes through the `Runner` in [`Host`].
 
-pub mod context;
 mod existing;
 mod k3d;
 mod kind;
@@ -158,6 +158,30 @@ where
     })
 }
 
+/// A kind/k3d command that failed. They run their nodes in Docker, so the daemon is asked through
+/// its API whether it answers (what the command printed is not parsed): when it does not, that is
+/// the cause (exit 3, naming the endpoint); otherwise the command's own failure.
+fn provider_failed(
+    host: &Host,
+    tool: &str,
+    cmd: &crate::tool::Cmd,
+    out: &crate::tool::Output,
+) -> anyhow::Error {
+    match registry::Daemon::connect(host) {
+        Err(StackError::Unreachable { what, hint }) => StackError::Unreachable {
+            what,
+            hint: format!("{tool} runs its nodes in Docker: {hint}"),
+        }
+        .into(),
+        Err(e @ StackError::Cancelled { .. }) => e.into(),
+        _ => anyhow::anyhow!(
+            "`{cmd}` failed with exit status {}\n{}",
+            out.status,
+            out.stderr.trim_end()
+        ),
+    }
+}
+
 /// Whether the cluster `down` is about to delete is the one stack created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Ownership {
@@ -288,7 +312,7 @@ pub fn resolve(project: &Project, host: &Host, opts: &Options) -> Result<Target,
         Provider::K3d => j["metadata"]["name"].as_str().map(str::to_owned),
         Provider::Existing => None,
     });
-    let allowlist = context::allowlist(&c.allowed_contexts);
+    let allowlist = crate::release::allowlist::allowlist(&c.allowed_contexts);
     let (name, context, kubeconfig) = match c.provider {
         Provider::Kind | Provider::K3d => {
             let name = c
@@ -509,7 +533,7 @@ impl StatusReport {
             name: t.name.clone(),
             context: t.context.clone(),
             kubeconfig: t.kubeconfig.clone(),
-            context_allowed: context::is_allowed(&t.context, &t.allowlist),
+            context_allowed: crate::release::allowlist::is_allowed(&t.context, &t.allowlist),
             allowlist: t.allowlist.clone(),
             context_in_kubeconfig: kubeconfig_contexts(&t.root.join(&t.kubeconfig))
                 .contains(&t.context),
@@ -530,7 +554,7 @@ pub fn up(
     sink: &dyn Sink,
 ) -> anyhow::Result<ChangeReport> {
     let t = resolve(project, host, opts)?;
-    context::check(&t.context, &t.allowlist, "create or change a cluster")?;
+    crate::release::allowlist::check(&t.context, &t.allowlist, "create or change a cluster")?;
     let mut report = ChangeReport::new("up", &t, opts.dry_run);
     let steps = match t.provider {
         Provider::Kind => kind::plan_up(&t, host, &mut report)?,
@@ -548,7 +572,7 @@ pub fn down(
     sink: &dyn Sink,
 ) -> anyhow::Result<ChangeReport> {
     let t = resolve(project, host, opts)?;
-    context::check(&t.context, &t.allowlist, "delete a cluster")?;
+    crate::release::allowlist::check(&t.context, &t.allowlist, "delete a cluster")?;
     let mut report = ChangeReport::new("down", &t, opts.dry_run);
     let steps = match t.provider {
         Provider::Kind => kind::plan_down(&t, host, &mut report)?,

@@ -2,11 +2,15 @@
 //! on 127.0.0.1, connected to the `kind` network, a containerd `hosts.toml` per node mapping
 //! `localhost:<port>` to the container, and the KEP-1755 `kube-public/local-registry-hosting`
 //! ConfigMap. The container carries stack's labels; only labelled containers are ever removed.
+//! Docker is asked and changed through its API (`crate::docker`), never the docker CLI.
 
-use crate::tool::{Cmd, Output, Runner};
+use crate::docker::{Docker, DockerOp, RunSpec};
+use crate::error::StackError;
+use crate::tool::Host;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+
+pub use crate::docker::Container;
 
 /// Docker label on everything stack creates.
 pub const OWNED_LABEL: &str = "dev.stack.owned";
@@ -33,19 +37,6 @@ impl Registry {
     }
 }
 
-/// What `docker container inspect` says about a container.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Container {
-    pub name: String,
-    pub running: bool,
-    pub status: String,
-    pub labels: BTreeMap<String, String>,
-    pub networks: Vec<String>,
-    /// `host_ip:host_port->container_port/proto`
-    pub ports: Vec<String>,
-}
-
 impl Container {
     pub fn owned_by_stack(&self) -> bool {
         self.labels.get(OWNED_LABEL).map(String::as_str) == Some("true")
@@ -56,177 +47,107 @@ impl Container {
     }
 }
 
-/// `docker container inspect NAME`: `None` when there is no such container.
-pub fn inspect(
-    runner: &dyn Runner,
-    docker: &Path,
-    root: &Path,
-    name: &str,
-) -> anyhow::Result<Option<Container>> {
-    let cmd = Cmd::new(docker)
-        .args(["container", "inspect", name])
-        .cwd(root);
-    let out = runner.output(&cmd)?;
-    if !out.success() {
-        if is_no_such_container(&out) {
-            return Ok(None);
-        }
-        return Err(docker_failed(&cmd, &out));
-    }
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("`{cmd}` printed something that is not JSON: {e}"))?;
-    Ok(doc
-        .as_array()
-        .and_then(|a| a.first())
-        .map(|c| parse_container(name, c)))
+/// The Docker daemon (the endpoint the docker CLI would use), for the read-only questions asked
+/// while planning; changes are [`DockerOp`] steps.
+pub struct Daemon {
+    docker: Docker,
 }
 
-fn is_no_such_container(out: &Output) -> bool {
-    let e = out.stderr.to_lowercase();
-    e.contains("no such container") || e.contains("no such object")
-}
-
-/// A docker command that failed: unreachable daemon is exit 3 with the fix.
-pub fn docker_failed(cmd: &Cmd, out: &Output) -> anyhow::Error {
-    if out.stderr.contains("Cannot connect to the Docker daemon")
-        || out.stderr.contains("error during connect")
-    {
-        return crate::error::StackError::Unreachable {
-            what: "the Docker daemon".into(),
-            hint: format!(
-                "`{}` said: {} — start Docker (or point DOCKER_HOST at it) and run again",
-                cmd.short_line(),
-                out.stderr.trim()
-            ),
-        }
-        .into();
+impl Daemon {
+    /// Connects to the host's Docker endpoint: unreachable is exit 3 naming it.
+    pub fn connect(host: &Host) -> Result<Daemon, StackError> {
+        let endpoint = host.docker_endpoint()?.to_owned();
+        let docker =
+            crate::rt::until_cancelled("connecting to Docker", Docker::connect(&endpoint))??;
+        Ok(Daemon { docker })
     }
-    anyhow::anyhow!(
-        "`{cmd}` failed with exit status {}\n{}",
-        out.status,
-        out.stderr.trim_end()
-    )
-}
 
-fn parse_container(name: &str, c: &serde_json::Value) -> Container {
-    let str_at = |p: &str| c.pointer(p).and_then(|v| v.as_str()).unwrap_or_default();
-    let labels = c
-        .pointer("/Config/Labels")
-        .and_then(|l| l.as_object())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let networks = c
-        .pointer("/NetworkSettings/Networks")
-        .and_then(|n| n.as_object())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let mut ports = Vec::new();
-    if let Some(m) = c
-        .pointer("/HostConfig/PortBindings")
-        .and_then(|p| p.as_object())
-    {
-        for (container_port, bindings) in m {
-            for b in bindings.as_array().into_iter().flatten() {
-                let ip = b.get("HostIp").and_then(|v| v.as_str()).unwrap_or_default();
-                let port = b
-                    .get("HostPort")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                ports.push(format!("{ip}:{port}->{container_port}"));
-            }
-        }
+    pub fn endpoint(&self) -> &str {
+        &self.docker.endpoint
     }
-    Container {
-        name: match str_at("/Name").trim_start_matches('/') {
-            "" => name.to_owned(),
-            n => n.to_owned(),
-        },
-        running: c
-            .pointer("/State/Running")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false),
-        status: str_at("/State/Status").to_owned(),
-        labels,
-        networks,
-        ports,
+
+    /// The container named `name`, `None` when there is none.
+    pub fn inspect(&self, name: &str) -> Result<Option<Container>, StackError> {
+        crate::rt::until_cancelled(
+            "inspecting a container",
+            self.docker.inspect_container(name),
+        )?
+    }
+
+    /// Whether the network `name` exists.
+    pub fn network_exists(&self, name: &str) -> Result<bool, StackError> {
+        crate::rt::until_cancelled("inspecting a network", self.docker.network_exists(name))?
+    }
+
+    /// The containers carrying stack's labels for `cluster` (the only ones `down` removes).
+    pub fn owned(&self, cluster: &str) -> Result<Vec<Container>, StackError> {
+        let owned = [(OWNED_LABEL, "true"), (CLUSTER_LABEL, cluster)];
+        crate::rt::until_cancelled(
+            "listing stack's containers",
+            self.docker.containers_labelled(&owned),
+        )?
+    }
+
+    /// Whether `node` already maps the registry (its hosts.toml reads as stack writes it).
+    pub fn node_maps(&self, node: &str, reg: &Registry) -> Result<bool, StackError> {
+        let cmd = vec!["cat".to_owned(), hosts_toml_path(reg)];
+        let line = DockerOp::Exec {
+            container: node.to_owned(),
+            cmd: cmd.clone(),
+            stdin: None,
+        }
+        .line();
+        let out = crate::rt::until_cancelled(
+            "reading the node's hosts.toml",
+            self.docker.exec(node, &cmd, None, &line),
+        )??;
+        Ok(out.success() && out.stdout == hosts_toml(reg))
     }
 }
 
 /// `docker run` for the registry: published on 127.0.0.1 only, labelled as stack's.
-pub fn run_cmd(
-    docker: &Path,
-    root: &Path,
-    reg: &Registry,
-    cluster: &str,
-    network: Option<&str>,
-) -> Cmd {
-    let mut cmd = Cmd::new(docker).args(["run", "-d", "--restart=always", "--name", &reg.name]);
-    if let Some(n) = network {
-        cmd = cmd.args(["--network", n]);
+pub fn run_op(reg: &Registry, cluster: &str, network: Option<&str>) -> DockerOp {
+    DockerOp::Run(RunSpec {
+        name: reg.name.clone(),
+        image: reg.image.clone(),
+        labels: BTreeMap::from([
+            (OWNED_LABEL.to_owned(), "true".to_owned()),
+            (CLUSTER_LABEL.to_owned(), cluster.to_owned()),
+        ]),
+        network: network.map(str::to_owned),
+        publish: vec![(
+            "127.0.0.1".into(),
+            reg.host_port,
+            format!("{CONTAINER_PORT}/tcp"),
+        )],
+        restart_always: true,
+    })
+}
+
+pub fn start_op(name: &str) -> DockerOp {
+    DockerOp::Start {
+        container: name.to_owned(),
     }
-    cmd.arg("-p")
-        .arg(format!("127.0.0.1:{}:{CONTAINER_PORT}", reg.host_port))
-        .arg("--label")
-        .arg(format!("{OWNED_LABEL}=true"))
-        .arg("--label")
-        .arg(format!("{CLUSTER_LABEL}={cluster}"))
-        .arg(&reg.image)
-        .cwd(root)
 }
 
-/// `docker network inspect NAME`: whether the network exists.
-pub fn network_exists(
-    runner: &dyn Runner,
-    docker: &Path,
-    root: &Path,
-    network: &str,
-) -> anyhow::Result<bool> {
-    let cmd = Cmd::new(docker)
-        .args(["network", "inspect", "--format", "{{.Name}}", network])
-        .cwd(root);
-    let out = runner.output(&cmd)?;
-    if out.success() {
-        return Ok(true);
+pub fn connect_op(network: &str, name: &str) -> DockerOp {
+    DockerOp::Connect {
+        network: network.to_owned(),
+        container: name.to_owned(),
     }
-    if out.stderr.contains("not found") || out.stderr.contains("No such network") {
-        return Ok(false);
+}
+
+pub fn disconnect_op(network: &str, name: &str) -> DockerOp {
+    DockerOp::Disconnect {
+        network: network.to_owned(),
+        container: name.to_owned(),
     }
-    Err(docker_failed(&cmd, &out))
 }
 
-pub fn disconnect_cmd(docker: &Path, root: &Path, network: &str, name: &str) -> Cmd {
-    Cmd::new(docker)
-        .args(["network", "disconnect", network, name])
-        .cwd(root)
-}
-
-pub fn start_cmd(docker: &Path, root: &Path, name: &str) -> Cmd {
-    Cmd::new(docker).args(["start", name]).cwd(root)
-}
-
-pub fn connect_cmd(docker: &Path, root: &Path, network: &str, name: &str) -> Cmd {
-    Cmd::new(docker)
-        .args(["network", "connect", network, name])
-        .cwd(root)
-}
-
-/// Names of the containers carrying stack's labels for `cluster` (the only ones `down` removes).
-pub fn owned_cmd(docker: &Path, root: &Path, cluster: &str) -> Cmd {
-    Cmd::new(docker)
-        .args(["ps", "-a", "--filter"])
-        .arg(format!("label={OWNED_LABEL}=true"))
-        .arg("--filter")
-        .arg(format!("label={CLUSTER_LABEL}={cluster}"))
-        .args(["--format", "{{.Names}}\t{{.Networks}}"])
-        .cwd(root)
-}
-
-pub fn remove_cmd(docker: &Path, root: &Path, name: &str) -> Cmd {
-    Cmd::new(docker).args(["rm", "-f", name]).cwd(root)
+pub fn remove_op(name: &str) -> DockerOp {
+    DockerOp::Remove {
+        container: name.to_owned(),
+    }
 }
 
 /// containerd's registry host directory on a node for this registry.
@@ -234,39 +155,37 @@ pub fn certs_dir(reg: &Registry) -> String {
     format!("/etc/containerd/certs.d/{}", reg.host())
 }
 
+fn hosts_toml_path(reg: &Registry) -> String {
+    format!("{}/hosts.toml", certs_dir(reg))
+}
+
 /// The node's `hosts.toml`: pulls of `localhost:<port>/...` go to the registry container.
 pub fn hosts_toml(reg: &Registry) -> String {
     format!("[host.\"http://{}:{CONTAINER_PORT}\"]\n", reg.name)
 }
 
-pub fn node_mkdir_cmd(docker: &Path, root: &Path, node: &str, reg: &Registry) -> Cmd {
-    Cmd::new(docker)
-        .args(["exec", node, "mkdir", "-p", &certs_dir(reg)])
-        .cwd(root)
+pub fn node_mkdir_op(node: &str, reg: &Registry) -> DockerOp {
+    DockerOp::Exec {
+        container: node.to_owned(),
+        cmd: vec!["mkdir".into(), "-p".into(), certs_dir(reg)],
+        stdin: None,
+    }
 }
 
-/// Writes hosts.toml inside the node; the content travels as an argument to `sh -c`, not through a
-/// shell-expanded string.
-pub fn node_write_cmd(docker: &Path, root: &Path, node: &str, reg: &Registry) -> Cmd {
-    Cmd::new(docker)
-        .args([
-            "exec",
-            node,
-            "sh",
-            "-c",
-            "printf '%s\\n' \"$1\" > \"$2\"",
-            "sh",
-        ])
-        .arg(hosts_toml(reg).trim_end())
-        .arg(format!("{}/hosts.toml", certs_dir(reg)))
-        .cwd(root)
-}
-
-pub fn node_read_cmd(docker: &Path, root: &Path, node: &str, reg: &Registry) -> Cmd {
-    Cmd::new(docker)
-        .args(["exec", node, "cat"])
-        .arg(format!("{}/hosts.toml", certs_dir(reg)))
-        .cwd(root)
+/// Writes hosts.toml inside the node: the content goes in on stdin, the path is an argument
+/// (nothing is shell-expanded).
+pub fn node_write_op(node: &str, reg: &Registry) -> DockerOp {
+    DockerOp::Exec {
+        container: node.to_owned(),
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "cat > \"$1\"".into(),
+            "sh".into(),
+            hosts_toml_path(reg),
+        ],
+        stdin: Some(hosts_toml(reg)),
+    }
 }
 
 /// The `localRegistryHosting.v1` document (KEP-1755).
@@ -294,21 +213,6 @@ pub fn configmap(reg: &Registry) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_docker_inspect() {
-        let json = r#"[{"Name":"/stack-registry","State":{"Status":"running","Running":true},
-          "Config":{"Labels":{"dev.stack.owned":"true","dev.stack.cluster":"stack"}},
-          "HostConfig":{"PortBindings":{"5000/tcp":[{"HostIp":"127.0.0.1","HostPort":"5001"}]}},
-          "NetworkSettings":{"Networks":{"bridge":{},"kind":{}}}}]"#;
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        let c = parse_container("x", &v[0]);
-        assert_eq!(c.name, "stack-registry");
-        assert!(c.running && c.owned_by_stack());
-        assert_eq!(c.cluster(), Some("stack"));
-        assert_eq!(c.networks, vec!["bridge", "kind"]);
-        assert_eq!(c.ports, vec!["127.0.0.1:5001->5000/tcp"]);
-    }
 
     #[test]
     fn configmap_is_kep_1755() {

@@ -140,7 +140,7 @@ pub fn up(
         context: opts.context.clone(),
     };
     let target = cluster::resolve(project, host, &cluster_opts)?;
-    cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+    crate::release::allowlist::check(&target.context, &target.allowlist, "deploy")?;
     let cluster_change = if matches!(target.provider, Provider::Kind | Provider::K3d) {
         Some(cluster::up(project, host, &cluster_opts, sink)?)
     } else {
@@ -212,7 +212,7 @@ pub fn up(
         )?;
         chart::vendor_dependencies(project, &exec, rel.helm_path(), &chart_rel)?;
         // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
-        cluster::context::check(&target.context, &target.allowlist, "deploy")?;
+        crate::release::allowlist::check(&target.context, &target.allowlist, "deploy")?;
         let Some(deployed) = rel.upgrade(&upgrade, &exec)? else {
             return Ok(HelmStep::WouldUpgrade { command });
         };
@@ -411,7 +411,7 @@ pub fn down(
         context: opts.context.clone(),
     };
     let target = cluster::resolve(project, host, &cluster_opts)?;
-    cluster::context::check(&target.context, &target.allowlist, "uninstall")?;
+    crate::release::allowlist::check(&target.context, &target.allowlist, "uninstall")?;
     let env = crate::envs::dev(project)?;
     let namespace = project
         .config
