@@ -128,7 +128,8 @@ impl StackError {
                 format!("malformed YAML: {}", e.message)
             },
             hint: Some(if e.message.contains("excessive aliasing") {
-                "write the values out (or anchor fewer, smaller nodes): Helm refuses this file too".into()
+                "write the values out (or anchor fewer, smaller nodes): Helm refuses this file too"
+                    .into()
             } else {
                 "fix the YAML syntax at that position".into()
             }),

@@ -10,8 +10,8 @@
 //!   identity (`info.first_deployed`): a same-named release somebody else installed survives.
 //! - Release names are rendered in one place ([`chart::name`]).
 
-pub mod chart;
 pub mod allowlist;
+pub mod chart;
 mod record;
 
 pub use record::Record;
