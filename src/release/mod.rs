@@ -286,3 +286,69 @@ impl<'a> Release<'a> {
         .map_err(|e| StackError::tool(e, "see `helm history` for the revisions"))
     }
 }
+
+/// How the release's Deployments ended up.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Rollout {
+    Ready {
+        seconds: f64,
+    },
+    /// Named reasons, and where the diagnostics were written.
+    Failed {
+        failures: Vec<crate::kube::Failure>,
+        diagnostics: String,
+    },
+    /// `--dry-run`: nothing was waited for.
+    NotWaited,
+}
+
+impl Release<'_> {
+    /// Watches the release's workloads (selector `app.kubernetes.io/instance=<release>`) until
+    /// ready, emitting progress events; on a named failure or `timeout`, writes diagnostics
+    /// (events, pods, logs, `helm status`) under `.stack/diagnostics/<release>/` of `root`.
+    /// Every stage that deploys (up, preview, live) waits through this.
+    pub fn wait(
+        &self,
+        root: &Path,
+        timeout: std::time::Duration,
+        sink: &dyn crate::ops::events::Sink,
+    ) -> anyhow::Result<Rollout> {
+        use crate::ops::events::Event;
+        let release = self.name.as_str();
+        let namespace = self.target.namespace();
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let start = std::time::Instant::now();
+        crate::rt::until_cancelled("the rollout", async {
+            let client = self.target.client().await?;
+            let progress = |p: crate::kube::ResourceProgress| sink.emit(Event::Rollout(p));
+            match crate::kube::wait::wait_ready(&client, namespace, &selector, timeout, &progress)
+                .await?
+            {
+                crate::kube::wait::Readiness::Ready => Ok(Rollout::Ready {
+                    seconds: start.elapsed().as_secs_f64(),
+                }),
+                crate::kube::wait::Readiness::Failed(failures) => {
+                    let dir = crate::state::State::new(root).diagnostics(release);
+                    let helm = crate::kube::diagnostics::HelmStatus {
+                        runner: self.host.runner,
+                        cmd: self.status_cmd(),
+                    };
+                    crate::kube::diagnostics::collect(
+                        &client,
+                        namespace,
+                        &selector,
+                        &dir,
+                        Some(&helm),
+                    )
+                    .await?;
+                    let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+                    Ok(Rollout::Failed {
+                        failures,
+                        diagnostics: shown,
+                    })
+                }
+            }
+        })?
+    }
+}

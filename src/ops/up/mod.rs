@@ -10,9 +10,10 @@ pub mod session;
 use crate::config::cluster::Provider;
 use crate::config::Project;
 use crate::error::StackError;
-use crate::ops::events::{Event, Sink};
+use crate::ops::events::Sink;
 use crate::ops::plan::{Exec, StepReport};
 use crate::ops::{build, cluster, validate};
+pub use crate::release::Rollout;
 use crate::release::{chart, KubeTarget, Record, Release, Uninstalled};
 use crate::tool::Host;
 use serde::Serialize;
@@ -39,22 +40,6 @@ pub enum HelmStep {
     WouldUpgrade {
         command: String,
     },
-}
-
-/// How the release's Deployments ended up.
-#[derive(Debug, Serialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-pub enum Rollout {
-    Ready {
-        seconds: f64,
-    },
-    /// Named reasons, and where the diagnostics were written.
-    Failed {
-        failures: Vec<crate::kube::Failure>,
-        diagnostics: String,
-    },
-    /// `--dry-run`: nothing was waited for.
-    NotWaited,
 }
 
 /// How long a rollout may take before `stack up` names what is not ready.
@@ -226,7 +211,7 @@ pub fn up(
     let rollout = if opts.dry_run {
         Rollout::NotWaited
     } else {
-        wait_for_rollout(project, host, &kube, &rel, sink)?
+        rel.wait(&project.root, ROLLOUT_TIMEOUT, sink)?
     };
     Ok(Report {
         context: target.context,
@@ -241,56 +226,6 @@ pub fn up(
         cluster: cluster_change,
         steps: built.steps.into_iter().chain(exec.steps()).collect(),
     })
-}
-
-/// Watches the release's Deployments until Available; on a named failure or the timeout, writes
-/// diagnostics under `.stack/diagnostics/<release>/`.
-fn wait_for_rollout(
-    project: &Project,
-    host: &Host,
-    kube: &KubeTarget,
-    rel: &Release<'_>,
-    sink: &dyn Sink,
-) -> anyhow::Result<Rollout> {
-    let release = rel.name.as_str();
-    let namespace = kube.namespace();
-    let selector = format!("app.kubernetes.io/instance={release}");
-    let start = std::time::Instant::now();
-    crate::rt::until_cancelled("the rollout", async {
-        let client = kube.client().await?;
-        let progress = |p: crate::kube::ResourceProgress| sink.emit(Event::Rollout(p));
-        match crate::kube::wait::wait_ready(
-            &client,
-            namespace,
-            &selector,
-            ROLLOUT_TIMEOUT,
-            &progress,
-        )
-        .await?
-        {
-            crate::kube::wait::Readiness::Ready => Ok(Rollout::Ready {
-                seconds: start.elapsed().as_secs_f64(),
-            }),
-            crate::kube::wait::Readiness::Failed(failures) => {
-                let dir = crate::state::State::new(&project.root).diagnostics(release);
-                let helm = crate::kube::diagnostics::HelmStatus {
-                    runner: host.runner,
-                    cmd: rel.status_cmd(),
-                };
-                crate::kube::diagnostics::collect(&client, namespace, &selector, &dir, Some(&helm))
-                    .await?;
-                let shown = dir
-                    .strip_prefix(&project.root)
-                    .unwrap_or(&dir)
-                    .display()
-                    .to_string();
-                Ok(Rollout::Failed {
-                    failures,
-                    diagnostics: shown,
-                })
-            }
-        }
-    })?
 }
 
 /// The kubeconfig file (relative to the root for clusters stack created) the dev cluster uses.
