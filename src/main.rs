@@ -7,6 +7,9 @@ use stack::values::strvals::{SetArg, SetKind};
 use stack::{ops, tool, ui};
 use std::process::ExitCode;
 
+/// Stack size of the threads that walk user values (main work, rayon workers).
+const WORK_STACK: usize = 256 << 20;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -19,8 +22,19 @@ fn main() -> ExitCode {
     let format = cli.format;
     ui::set_color(cli.color);
     stack::rt::install_ctrl_c();
+    // Values may nest as deep as Helm allows (10 000 levels): the passes over them recurse, so the
+    // threads that run them get stacks to match (reserved, not committed, until used).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORK_STACK)
+        .build_global();
     // A panic is a bug in stack: it gets its own exit code (70), never a user-error code.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+    let result = std::thread::Builder::new()
+        .name("stack".into())
+        .stack_size(WORK_STACK)
+        .spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))))
+        .expect("the main work thread starts")
+        .join()
+        .unwrap_or_else(|panic| Err(panic))
         .unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<&str>()

@@ -183,6 +183,9 @@ fn is_merge_key(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
         }
 }
 
+/// go-yaml's nesting limit: deeper documents are refused (and never reach the recursive passes).
+pub const MAX_DEPTH: usize = 10_000;
+
 /// The events of the first document of `text` with content (as go-yaml's Unmarshal reads it),
 /// up to its end.
 fn first_document<'t>(
@@ -208,6 +211,15 @@ fn first_document<'t>(
             Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
             Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return Err(ParseError {
+                file: file.clone(),
+                pos: pos_of(&span),
+                message: format!(
+                    "exceeded max depth of {MAX_DEPTH} (go-yaml, Helm's YAML reader, refuses deeper nesting)"
+                ),
+            });
         }
         has_root |= depth == 0
             && matches!(

@@ -955,3 +955,32 @@ fn an_alias_bomb_is_refused_like_malformed_yaml() {
         "{err}"
     );
 }
+
+#[test]
+fn values_nested_as_deep_as_helm_allows_are_validated_and_deeper_is_refused() {
+    // go-yaml (Helm) reads up to 10 000 levels; stack's passes over values recurse, so this used
+    // to overflow a worker thread's stack (abort, exit 134).
+    let tmp = reference_copy();
+    let deep = |n: usize| format!("backend-api:\n  deep:\n    {}x\n", "- ".repeat(n));
+    std::fs::write(tmp.path().join("envs/ci/kind.yaml"), deep(9_000)).unwrap();
+    let o = stack(tmp.path(), &["validate", "envs"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("deep"), "{}", text(&o.stdout));
+    // The chart's schema refuses the key (as Helm would): a refusal, not a crash.
+    let o = stack(tmp.path(), &["values", "ci/kind", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("unexpected key(s) deep"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    std::fs::write(tmp.path().join("envs/ci/kind.yaml"), deep(10_001)).unwrap();
+    let o = stack(tmp.path(), &["validate", "envs"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("envs/ci/kind.yaml:3:") && err.contains("exceeded max depth of 10000"),
+        "{err}"
+    );
+}
