@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         .spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))))
         .expect("the main work thread starts")
         .join()
-        .unwrap_or_else(|panic| Err(panic))
+        .unwrap_or_else(Err)
         .unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<&str>()
