@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod cluster_target;
 pub mod config;
 pub mod diag;
 pub mod docker;

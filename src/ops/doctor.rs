@@ -4,7 +4,7 @@
 
 use crate::config::cluster::Provider;
 use crate::config::Project;
-use crate::ops::cluster::{self, Host};
+use crate::ops::cluster::Host;
 use crate::tool::{Cmd, Tool};
 use serde::Serialize;
 
@@ -250,7 +250,11 @@ fn docker_daemon(host: &Host) -> Check {
 }
 
 fn cluster_check(project: &Project, host: &Host) -> Check {
-    let target = match cluster::resolve(project, host, &cluster::Options::default()) {
+    let target = match crate::cluster_target::resolve(
+        project,
+        host,
+        &crate::cluster_target::Options::default(),
+    ) {
         Ok(t) => t,
         Err(e) => {
             return Check {

@@ -282,10 +282,10 @@ async fn deliver(
     context: Option<String>,
     exec: &crate::ops::plan::Exec<'_>,
 ) -> Result<Option<String>, StackError> {
-    let cluster = crate::ops::cluster::resolve(
+    let cluster = crate::cluster_target::resolve(
         project,
         host,
-        &crate::ops::cluster::Options {
+        &crate::cluster_target::Options {
             dry_run: false,
             context,
         },

@@ -7,9 +7,9 @@
 use crate::docker::{Docker, DockerOp, RunSpec};
 use crate::error::StackError;
 use crate::tool::Host;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub use crate::cluster_target::Registry;
 pub use crate::docker::Container;
 
 /// Docker label on everything stack creates.
@@ -18,24 +18,6 @@ pub const OWNED_LABEL: &str = "dev.stack.owned";
 pub const CLUSTER_LABEL: &str = "dev.stack.cluster";
 /// Port the registry listens on inside its container.
 pub const CONTAINER_PORT: u16 = 5000;
-
-/// A registry stack runs next to a cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registry {
-    /// Container name (also its host name on the cluster network).
-    pub name: String,
-    /// Host port on 127.0.0.1.
-    pub host_port: u16,
-    pub image: String,
-}
-
-impl Registry {
-    /// How nodes and users address it: `localhost:<port>`.
-    pub fn host(&self) -> String {
-        format!("localhost:{}", self.host_port)
-    }
-}
 
 impl Container {
     pub fn owned_by_stack(&self) -> bool {

@@ -120,11 +120,11 @@ pub fn up(
         .into());
     }
 
-    let cluster_opts = cluster::Options {
+    let cluster_opts = crate::cluster_target::Options {
         dry_run: opts.dry_run,
         context: opts.context.clone(),
     };
-    let target = cluster::resolve(project, host, &cluster_opts)?;
+    let target = crate::cluster_target::resolve(project, host, &cluster_opts)?;
     crate::release::allowlist::check(&target.context, &target.allowlist, "deploy")?;
     let cluster_change = if matches!(target.provider, Provider::Kind | Provider::K3d) {
         Some(cluster::up(project, host, &cluster_opts, sink)?)
@@ -230,10 +230,10 @@ pub fn up(
 
 /// The kubeconfig file (relative to the root for clusters stack created) the dev cluster uses.
 fn kubeconfig_of(project: &Project, host: &Host, opts: &Options) -> Result<String, StackError> {
-    let t = cluster::resolve(
+    let t = crate::cluster_target::resolve(
         project,
         host,
-        &cluster::Options {
+        &crate::cluster_target::Options {
             dry_run: opts.dry_run,
             context: opts.context.clone(),
         },
@@ -341,11 +341,11 @@ pub fn down(
     with_cluster: bool,
     sink: &dyn Sink,
 ) -> anyhow::Result<DownReport> {
-    let cluster_opts = cluster::Options {
+    let cluster_opts = crate::cluster_target::Options {
         dry_run: opts.dry_run,
         context: opts.context.clone(),
     };
-    let target = cluster::resolve(project, host, &cluster_opts)?;
+    let target = crate::cluster_target::resolve(project, host, &cluster_opts)?;
     crate::release::allowlist::check(&target.context, &target.allowlist, "uninstall")?;
     let env = crate::envs::dev(project)?;
     let namespace = project
