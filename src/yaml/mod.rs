@@ -265,6 +265,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
 
     for (event, span) in events {
         let pos = pos_of(&span);
+        // go-yaml v2 checks the node a `<<` names before expanding it: an alias of a list fails.
+        let aliased = matches!(event, Event::Alias(_));
         let complete: Option<(Node, usize)> = match event {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
             Event::DocumentEnd | Event::StreamEnd => {
@@ -403,7 +405,15 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Document, ParseError> {
                         None => (key_string(file, &node)?, node.origin.pos, false),
                     })
                 }
-                Some((_, kpos, true)) => merge_into(map, node, kpos, file)?,
+                Some((_, kpos, true)) => {
+                    if aliased && !matches!(node.value, Value::Map(_)) {
+                        return Err(err(
+                            kpos,
+                            "map merge requires map or sequence of maps as the value (an alias of a list is neither, for go-yaml)".into(),
+                        ));
+                    }
+                    merge_into(map, node, kpos, file)?
+                }
                 Some((k, kpos, false)) => {
                     if let Some(first) = seen.insert(k.clone(), kpos) {
                         notes.push(Note::DuplicateKey {
@@ -597,6 +607,23 @@ mod tests {
             "a key `n` is the boolean false to Helm"
         );
         assert!(matches!(&d.notes[0], Note::Ambiguous { is_key: true, .. }));
+    }
+
+    #[test]
+    fn a_merge_of_an_alias_of_a_list_is_refused_as_go_yaml_refuses_it() {
+        let file: Arc<str> = Arc::from("v.yaml");
+        let text = "base: &b\n  - a: 1\n  - b: 2\nx:\n  <<: *b\n";
+        let e = parse(&file, text).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("map merge requires map or sequence of maps"),
+            "{}",
+            e.message
+        );
+        assert_eq!((e.pos.line, e.pos.col), (5, 3));
+        // A list of aliases of maps stays fine.
+        let ok = "a: &a {x: 1}\nb: &b {y: 2}\nc:\n  <<: [*a, *b]\n";
+        assert!(parse(&file, ok).is_ok());
     }
 
     #[test]
