@@ -1,5 +1,5 @@
 use clap::Parser;
-use stack::cli::{Cli, Cluster, Command, Validate};
+use stack::cli::{Cli, Cluster, Command, Live, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
 use stack::ops::Report as _;
@@ -191,6 +191,52 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             )?;
             ui::promote::print(&report, cli.format);
             Ok(report.outcome())
+        }
+        Command::Live(cmd) => {
+            let project = load(&root)?;
+            let host = tool::Host::from_env(&tool::RealRunner);
+            match cmd {
+                Live::Deploy(args) => {
+                    let opts = ops::live::DeployOptions {
+                        target: args.target,
+                        version: args.version,
+                        yes: args.yes,
+                        dry_run: args.dry_run,
+                    };
+                    let report =
+                        ops::live::deploy(&project, &host, &opts, &ui::live::confirm, &view)?;
+                    ui::live::print_deploy(&report, cli.format);
+                    Ok(report.outcome())
+                }
+                Live::History(args) => {
+                    let report = ops::live::history(&project, &host, &args.target)?;
+                    ui::live::print_history(&report, cli.format);
+                    Ok(report.outcome())
+                }
+                Live::Rollback(args) => {
+                    let opts = ops::live::RollbackOptions {
+                        target: args.target,
+                        revision: args.revision,
+                        yes: args.yes,
+                        dry_run: args.dry_run,
+                    };
+                    let report =
+                        ops::live::rollback(&project, &host, &opts, &ui::live::confirm, &view)?;
+                    ui::live::print_rollback(&report, cli.format);
+                    Ok(report.outcome())
+                }
+                Live::Recover(args) => {
+                    let opts = ops::live::RecoverOptions {
+                        target: args.target,
+                        yes: args.yes,
+                        dry_run: args.dry_run,
+                    };
+                    let report =
+                        ops::live::recover(&project, &host, &opts, &ui::live::confirm, &view)?;
+                    ui::live::print_recover(&report, cli.format);
+                    Ok(report.outcome())
+                }
+            }
         }
         Command::Values(args) => {
             let project = load(&root)?;

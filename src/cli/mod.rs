@@ -65,6 +65,70 @@ pub enum Command {
     /// Copy the versions env FROM runs (image tags, chart version) into env TO's files, editing
     /// only the bytes that change; shows the diff first.
     Promote(PromoteArgs),
+    /// Production targets (envs/live/): deploy released charts, history, rollback.
+    #[command(subcommand)]
+    Live(Live),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Live {
+    /// `helm upgrade --install` the released chart on a live target, wait, and roll back to the
+    /// previous good revision on failure (never uninstall). Asks first on a terminal.
+    Deploy(LiveDeployArgs),
+    /// The target's revisions (time, status, chart, app version), from Helm's history.
+    History(LiveTargetArg),
+    /// Roll the target back to REVISION (default: the previous good revision).
+    Rollback(LiveRollbackArgs),
+    /// A release stuck in `pending-*` (helm interrupted): roll it back to the newest good revision.
+    Recover(LiveRecoverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LiveRecoverArgs {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+    /// Recover without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the exact helm command and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LiveTargetArg {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct LiveDeployArgs {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+    /// The chart version to deploy. Default: `live.chart.version` in stack.yaml.
+    #[arg(long = "version", id = "chart_version", value_name = "V")]
+    pub version: Option<String>,
+    /// Deploy without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the exact helm command and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LiveRollbackArgs {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+    /// The revision to return to. Default: the newest good revision before the deployed one.
+    pub revision: Option<u64>,
+    /// Roll back without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the exact helm command and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod dev;
 pub mod dotenv;
 pub mod images;
+pub mod live;
 pub mod promote;
 
 use crate::error::StackError;
@@ -50,6 +51,9 @@ pub struct Config {
     /// `stack promote FROM TO`: extra files per env, Flux/Kustomize names, the verify gate.
     #[serde(default)]
     pub promote: promote::PromoteConfig,
+    /// `stack live …`: production targets (context, namespace, release, released chart).
+    #[serde(default)]
+    pub live: live::LiveConfig,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             images: BTreeMap::new(),
             dev: dev::DevConfig::default(),
             promote: promote::PromoteConfig::default(),
+            live: live::LiveConfig::default(),
         }
     }
 }

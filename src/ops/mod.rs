@@ -67,6 +67,30 @@ impl Report for promote::Report {
     }
 }
 
+impl Report for live::DeployReport {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.ok())
+    }
+}
+
+impl Report for live::HistoryReport {
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
+impl Report for live::RecoverReport {
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
+impl Report for live::RollbackReport {
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
 impl Report for doctor::Report {
     fn outcome(&self) -> Outcome {
         findings_if(self.has_problems())
@@ -77,6 +101,7 @@ pub mod build;
 pub mod cluster;
 pub mod doctor;
 pub mod events;
+pub mod live;
 pub mod plan;
 pub mod promote;
 pub mod up;

@@ -12,11 +12,18 @@ use std::sync::Arc;
 
 /// `chart.release` rendered for an env target (default `{{ project }}-{{ name }}`).
 pub fn name(project: &Project, env: &Target) -> Result<String, StackError> {
-    let tpl = project
-        .config
-        .chart
-        .release
-        .clone()
+    name_from(project, env, None)
+}
+
+/// The release name from `template` (e.g. a live target's own), else `chart.release`.
+pub fn name_from(
+    project: &Project,
+    env: &Target,
+    template: Option<&str>,
+) -> Result<String, StackError> {
+    let tpl = template
+        .map(str::to_owned)
+        .or_else(|| project.config.chart.release.clone())
         .unwrap_or_else(|| "{{ project }}-{{ name }}".into());
     let short = env.name.rsplit('/').next().unwrap_or(&env.name).to_owned();
     minijinja::Environment::new()

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cluster;
 pub mod events;
+pub mod live;
 pub mod logs;
 pub mod promote;
 pub mod up;

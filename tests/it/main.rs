@@ -18,6 +18,7 @@ mod deliver;
 mod differential;
 mod forward;
 mod kube;
+mod live;
 mod promote;
 mod rig;
 mod schema_conformance;
