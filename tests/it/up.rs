@@ -1042,3 +1042,139 @@ fn ctrl_c_during_a_build_stops_stack_up_within_a_second() {
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("cancelled")), "{rest:?}");
 }
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            hits.extend(files_containing(&p, needle));
+        } else if std::fs::read(&p)
+            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+        {
+            hits.push(p.display().to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn a_dotenv_canary_never_leaves_the_cluster_secret_in_any_output_mode() {
+    // Issue 13's "zero secrets out", for the commands that exist: a canary in `.env` is synced
+    // into the cluster (as a Secret, the default) and appears in no output of any format, in no
+    // dry run and in no file stack writes.
+    let Some(d) = dev() else { return };
+    let canary = format!("canary-{}-7f3a", d.namespace);
+    std::fs::write(
+        d.dir.path().join(".env"),
+        format!("GREETING=hello\nAPI_TOKEN={canary}\n"),
+    )
+    .unwrap();
+    // The default target: a Secret (the reference stack.yaml asks for a ConfigMap; drop that).
+    let yaml = std::fs::read_to_string(d.dir.path().join("stack.yaml")).unwrap();
+    let yaml = yaml.replace("    configMap: app-env\n", "");
+    std::fs::write(d.dir.path().join("stack.yaml"), yaml).unwrap();
+
+    let mut outputs: Vec<(String, Output)> = Vec::new();
+    for format in ["human", "json", "github"] {
+        for args in [
+            vec!["up", "--once", "--dry-run"],
+            vec!["up", "--once", "-v"],
+            vec!["down", "--dry-run"],
+            vec!["values", "local/dev"],
+            vec!["validate", "envs"],
+            vec!["build", "--dry-run", "--deliver"],
+        ] {
+            let mut all = args.clone();
+            all.extend(["--format", format]);
+            outputs.push((all.join(" "), d.stack(&all)));
+        }
+    }
+    // The inner loop syncs `.env` (the only command that reads its values), in each format.
+    for format in ["human", "json", "github"] {
+        let mut child = d
+            .cmd(&support::stack_bin())
+            .args(["up", "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut readers = Vec::new();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut all = String::new();
+                for l in
+                    std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok)
+                {
+                    let _ = tx.send(l.clone());
+                    all.push_str(&l);
+                    all.push('\n');
+                }
+                all
+            }));
+        }
+        drop(tx);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let l = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|_| panic!("`stack up --format {format}` never synced .env"));
+            if l.contains("key(s) synced") || l.contains("dotenv-synced") {
+                break;
+            }
+        }
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let status = child.wait().unwrap();
+        let text: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        outputs.push((
+            format!("up --format {format}"),
+            Output {
+                status,
+                stdout: text[0].clone().into_bytes(),
+                stderr: text[1].clone().into_bytes(),
+            },
+        ));
+    }
+    // The value did reach the cluster (the canary is real, not absent).
+    let data = d.kubectl(&[
+        "get",
+        "secret",
+        "-n",
+        &d.namespace,
+        "shop-env",
+        "-o",
+        "jsonpath={.data.API_TOKEN}",
+    ]);
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), canary);
+
+    let hits: Vec<&String> = outputs
+        .iter()
+        .filter(|(_, o)| text(&o.stdout).contains(&canary) || text(&o.stderr).contains(&canary))
+        .map(|(what, _)| what)
+        .collect();
+    assert!(hits.is_empty(), "the canary was printed by: {hits:?}");
+    let files = files_containing(&d.dir.path().join(".stack"), &canary);
+    assert!(files.is_empty(), "the canary was written to: {files:?}");
+    println!(
+        "secrets: {} command runs in 3 formats, canary hits 0, files under .stack/ checked",
+        outputs.len()
+    );
+}
