@@ -162,7 +162,13 @@ pub fn resolve(project: &Project, host: &Host, opts: &Options) -> Result<Target,
         Provider::K3d => j["metadata"]["name"].as_str().map(str::to_owned),
         Provider::Existing => None,
     });
-    let allowlist = crate::release::allowlist::allowlist(&c.allowed_contexts);
+    // The local defaults (`kind-*`, `k3d-*`) cover the clusters stack creates, whose contexts live
+    // in stack's own kubeconfig; a context of the user's kubeconfig (`existing`) must be listed —
+    // a `kind-prod` there is somebody's cluster, not stack's.
+    let allowlist = match c.provider {
+        Provider::Existing => c.allowed_contexts.clone(),
+        Provider::Kind | Provider::K3d => crate::release::allowlist::allowlist(&c.allowed_contexts),
+    };
     let (name, context, kubeconfig) = match c.provider {
         Provider::Kind | Provider::K3d => {
             let name = c

@@ -84,6 +84,22 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 ///
 /// A missing file or context is a configuration error (exit 2); an API server that does not answer
 /// is `Unreachable` (exit 3) naming the context and the server.
+static COMMAND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the command this process runs (`up`, `live deploy`), for the user agent (once, from main).
+pub fn set_command(command: &str) {
+    let _ = COMMAND.set(command.to_owned());
+}
+
+/// `stack/<version> (<command>)`: what the API server's audit log shows for stack's requests.
+pub fn user_agent() -> String {
+    format!(
+        "stack/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        COMMAND.get().map(String::as_str).unwrap_or("library")
+    )
+}
+
 pub async fn client(kubeconfig: &Path, context: &str) -> Result<::kube::Client, StackError> {
     let file = Kubeconfig::read_from(kubeconfig).map_err(|e| {
         StackError::config(
@@ -128,6 +144,10 @@ pub async fn client(kubeconfig: &Path, context: &str) -> Result<::kube::Client, 
             )
         })?;
     config.connect_timeout = Some(PROBE_TIMEOUT);
+    // The API server's audit log names stack and the command behind each request.
+    if let Ok(agent) = ::http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((::http::header::USER_AGENT, agent));
+    }
     let unreachable = |why: String| {
         StackError::Unreachable {
         what: format!("the Kubernetes API server {server} (context `{context}`)"),

@@ -31,10 +31,16 @@ pub fn check(context: &str, allowlist: &[String], action: &str) -> Result<(), St
         return Ok(());
     }
     Err(StackError::Usage {
-        message: format!(
-            "refusing to {action} on context `{context}`: it is not in the allowlist [{}]",
-            allowlist.join(", ")
-        ),
+        message: if allowlist.is_empty() {
+            format!(
+                "refusing to {action} on context `{context}`: no context of your kubeconfig is allowed (cluster.allowedContexts is empty)"
+            )
+        } else {
+            format!(
+                "refusing to {action} on context `{context}`: it is not in the allowlist [{}]",
+                allowlist.join(", ")
+            )
+        },
         hint: Some(format!(
             "if `{context}` really is a cluster stack may change, add it to `cluster.allowedContexts` in stack.yaml"
         )),

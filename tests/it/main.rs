@@ -21,6 +21,7 @@ mod kube;
 mod live;
 mod promote;
 mod rig;
+mod safety;
 mod schema_conformance;
 mod strvals;
 mod support;

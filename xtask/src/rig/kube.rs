@@ -111,7 +111,17 @@ pub fn up(rig: &Rig, pki: &Pki) -> Result<()> {
                 "--kubelet-client-key={}",
                 pki.key("kwok").display()
             ))
-            .arg("--profiling=false");
+            .arg("--profiling=false")
+            // Every request, at Metadata level (who, verb, resource, user agent): the safety
+            // measurements count mutating requests made through a forbidden identity.
+            .arg(format!(
+                "--audit-policy-file={}",
+                audit_policy(rig)?.display()
+            ))
+            .arg(format!("--audit-log-path={}", rig.audit_log().display()))
+            .arg("--audit-log-format=json")
+            .arg("--audit-log-maxbackup=1")
+            .arg("--audit-log-maxsize=200");
         apiserver.spawn(cmd)?;
     }
     wait_for("kube-apiserver", Duration::from_secs(90), || {
@@ -289,7 +299,32 @@ pub fn kubectl(rig: &Rig, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+fn audit_policy(rig: &Rig) -> Result<std::path::PathBuf> {
+    let path = rig.state.join("audit-policy.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+    )?;
+    Ok(path)
+}
+
+/// A kubeconfig that invites mistakes: its current context `prod` and a `kind-prod` context (not
+/// stack's) both reach the rig as the forbidden identity.
+fn write_forbidden_kubeconfig(rig: &Rig, pki: &Pki) -> Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: rig\n  cluster:\n    \
+         server: https://127.0.0.1:{PORT_APISERVER}\n    certificate-authority: {ca}\nusers:\n- name: forbidden\n  \
+         user:\n    token: {token}\ncontexts:\n- name: prod\n  context:\n    cluster: rig\n    user: forbidden\n\
+         - name: kind-prod\n  context:\n    cluster: rig\n    user: forbidden\n",
+        ca = pki.ca_cert().display(),
+        token = pki.forbidden_token()?,
+    );
+    std::fs::write(rig.forbidden_kubeconfig(), text)?;
+    Ok(())
+}
+
 fn write_kubeconfig(rig: &Rig, pki: &Pki) -> Result<()> {
+    write_forbidden_kubeconfig(rig, pki)?;
     let text = format!(
         "apiVersion: v1\nkind: Config\ncurrent-context: {CONTEXT}\nclusters:\n- name: {CONTEXT}\n  cluster:\n    \
          server: https://127.0.0.1:{PORT_APISERVER}\n    certificate-authority: {ca}\nusers:\n- name: stack-rig-admin\n  \

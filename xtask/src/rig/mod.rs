@@ -41,6 +41,16 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// The forbidden identity's kubeconfig (contexts `prod`, `kind-prod`).
+    pub fn forbidden_kubeconfig(&self) -> PathBuf {
+        self.state.join("forbidden.kubeconfig")
+    }
+
+    /// The API server's audit log (JSON lines, Metadata level).
+    pub fn audit_log(&self) -> PathBuf {
+        self.state.join("audit.log")
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.state.join("kubeconfig")
     }
@@ -106,6 +116,11 @@ fn up() -> Result<()> {
         format!("export DOCKER_HOST={}", engine.host()),
         format!("export STACK_RIG_REGISTRY={}", registry::address()),
         format!("export STACK_RIG_DIR={}", rig.state.display()),
+        format!(
+            "export STACK_RIG_FORBIDDEN_KUBECONFIG={}",
+            rig.forbidden_kubeconfig().display()
+        ),
+        format!("export STACK_RIG_AUDIT_LOG={}", rig.audit_log().display()),
         format!("export TF_CLI_CONFIG_FILE={}", tofurc.display()),
         format!("export PATH={}:\"$PATH\"", rig.tools.bin_dir.display()),
     ];

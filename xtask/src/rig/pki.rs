@@ -23,9 +23,34 @@ impl Pki {
         self.dir.join("tokens.csv")
     }
     pub fn token(&self) -> Result<String> {
-        let text = std::fs::read_to_string(self.token_file())?;
-        Ok(text.split(',').next().unwrap_or_default().to_string())
+        self.token_of("stack-rig-admin")
     }
+    /// The token of the rig's "forbidden" identity: what a kubeconfig stack must never mutate
+    /// through uses (every request it makes is in the audit log under this user name).
+    pub fn forbidden_token(&self) -> Result<String> {
+        self.token_of(FORBIDDEN_USER)
+    }
+    fn token_of(&self, user: &str) -> Result<String> {
+        let text = std::fs::read_to_string(self.token_file())?;
+        text.lines()
+            .find(|l| l.split(',').nth(1) == Some(user))
+            .and_then(|l| l.split(',').next())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                anyhow::anyhow!("no token for {user} in {}", self.token_file().display())
+            })
+    }
+}
+
+/// The user of the rig's "forbidden" kubeconfig (contexts `prod`, `kind-prod`): as powerful as the
+/// admin, so a mistaken mutation would succeed — and the audit log would show it.
+pub const FORBIDDEN_USER: &str = "stack-rig-forbidden";
+
+fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Creates the CA, serving certificates, service-account key and admin token unless present.
@@ -34,6 +59,16 @@ pub fn ensure(dir: &Path) -> Result<Pki> {
         dir: dir.to_path_buf(),
     };
     if pki.token_file().exists() {
+        // Rigs made before the forbidden identity existed get it (the API server reads the file
+        // when it starts: `rig down && rig up`).
+        if pki.forbidden_token().is_err() {
+            let mut text = std::fs::read_to_string(pki.token_file())?;
+            text.push_str(&format!(
+                "{},{FORBIDDEN_USER},{FORBIDDEN_USER},\"system:masters\"\n",
+                random_token()?
+            ));
+            std::fs::write(pki.token_file(), text)?;
+        }
         return Ok(pki);
     }
     std::fs::create_dir_all(dir)?;
@@ -84,13 +119,13 @@ pub fn ensure(dir: &Path) -> Result<Pki> {
     )?;
     openssl(dir, &["ec", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
     // The admin identity: a static token in system:masters (everything on the rig uses it).
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(
         pki.token_file(),
-        format!("{token},stack-rig-admin,stack-rig-admin,\"system:masters\"\n"),
+        format!(
+            "{},stack-rig-admin,stack-rig-admin,\"system:masters\"\n{},{FORBIDDEN_USER},{FORBIDDEN_USER},\"system:masters\"\n",
+            random_token()?,
+            random_token()?
+        ),
     )?;
     Ok(pki)
 }
