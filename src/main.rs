@@ -64,6 +64,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         .into());
     }
+    // The subcommand words (`up`, `live deploy`), for the user agent of stack's API requests.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .skip_while(|a| a.starts_with('-'))
+        .take_while(|a| !a.starts_with('-') && a.chars().all(|c| c.is_ascii_lowercase()))
+        .take(2)
+        .collect();
+    stack::kube::set_command(&words.join(" "));
     let view = ui::events::View::new(
         cli.format,
         ui::events::Verbosity::from_flags(cli.quiet, cli.verbose),
@@ -206,6 +214,15 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     let report =
                         ops::live::deploy(&project, &host, &opts, &ui::live::confirm, &view)?;
                     ui::live::print_deploy(&report, cli.format);
+                    Ok(report.outcome())
+                }
+                Live::Diff(args) => {
+                    let opts = ops::live::DiffOptions {
+                        target: args.target,
+                        version: args.version,
+                    };
+                    let report = ops::live::diff(&project, &host, &opts)?;
+                    ui::live::print_diff(&report, cli.format);
                     Ok(report.outcome())
                 }
                 Live::History(args) => {

@@ -75,6 +75,13 @@ pub enum Live {
     /// `helm upgrade --install` the released chart on a live target, wait, and roll back to the
     /// previous good revision on failure (never uninstall). Asks first on a terminal.
     Deploy(LiveDeployArgs),
+    /// What `live deploy` would change: the upgrade's manifests (`helm template`, same chart,
+    /// version and values) against the deployed release's (`helm get manifest`), a unified diff per
+    /// object; Secret values are never shown (a changed secret shows its changed keys).
+    ///
+    /// Exit status, like `git diff --exit-code`: 0 no changes, 1 changes (a release that is not
+    /// installed: every object added), 2 bad input, 4 a tool failed.
+    Diff(LiveDiffArgs),
     /// The target's revisions (time, status, chart, app version), from Helm's history.
     History(LiveTargetArg),
     /// Roll the target back to REVISION (default: the previous good revision).
@@ -115,6 +122,16 @@ pub struct LiveDeployArgs {
     /// Print the exact helm command and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct LiveDiffArgs {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+    /// The chart version the upgrade would deploy. Default: `live.chart.version` in stack.yaml.
+    #[arg(long = "version", id = "chart_version", value_name = "V")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -73,6 +73,13 @@ impl Report for live::DeployReport {
     }
 }
 
+/// Like `git diff --exit-code`: 1 when the upgrade would change something.
+impl Report for live::DiffReport {
+    fn outcome(&self) -> Outcome {
+        findings_if(self.has_changes())
+    }
+}
+
 impl Report for live::HistoryReport {
     fn outcome(&self) -> Outcome {
         Outcome::Clean

@@ -193,6 +193,45 @@ impl<'a> Release<'a> {
         cmd
     }
 
+    /// `helm template NAME CHART -f …` (not run): the manifests [`Release::upgrade_cmd`] with
+    /// the same chart and values files would apply (same release name and namespace).
+    pub fn template_cmd(&self, chart: &str, values_files: &[String]) -> Cmd {
+        let mut cmd = self
+            .target
+            .helm(&self.helm, &["template", &self.name, chart]);
+        for f in values_files {
+            cmd = cmd.args(["-f", f]);
+        }
+        cmd
+    }
+
+    /// `helm get manifest NAME`: what the deployed revision applied; `None` when the release is
+    /// not installed.
+    pub fn manifest(&self) -> Result<Option<String>, StackError> {
+        let cmd = self
+            .target
+            .helm(&self.helm, &["get", "manifest", &self.name]);
+        let out = self
+            .host
+            .runner
+            .output(&cmd)
+            .map_err(|e| StackError::tool(e, "is helm installed? (`stack doctor`)"))?;
+        if out.success() {
+            return Ok(Some(out.stdout));
+        }
+        if out.stderr.contains("release: not found") {
+            return Ok(None);
+        }
+        Err(StackError::tool(
+            crate::tool::RunError::Failed {
+                tool: cmd.tool_name(),
+                cmd: cmd.to_string(),
+                output: out,
+            },
+            "can helm reach the cluster? (`helm status`)",
+        ))
+    }
+
     /// Runs an upgrade built by [`Release::upgrade_cmd`] through the stage's executor (announced,
     /// output streamed) and returns the deployed status; `None` in a dry run.
     pub fn upgrade(&self, cmd: &Cmd, exec: &Exec) -> Result<Option<Status>, StackError> {

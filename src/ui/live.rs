@@ -2,7 +2,8 @@
 
 use crate::error::StackError;
 use crate::ops::live::{
-    Confirm, DeployReport, DeployResult, HistoryReport, RecoverReport, RollbackReport,
+    Change, Confirm, DeployReport, DeployResult, DiffReport, HistoryReport, RecoverReport,
+    RollbackReport,
 };
 use crate::ui::Format;
 
@@ -50,6 +51,15 @@ pub fn print_deploy(r: &DeployReport, format: Format) {
         r.context,
         r.chart
     );
+    if let Some(c) = &r.changes {
+        crate::outln!(
+            "changes: {} added, {} changed, {} removed (`stack live diff {}` shows them)",
+            c.added,
+            c.changed,
+            c.removed,
+            r.target
+        );
+    }
     if r.retries > 0 {
         crate::outln!(
             "helm said another operation was in progress: retried {} time(s)",
@@ -105,6 +115,42 @@ pub fn print_deploy(r: &DeployReport, format: Format) {
                 crate::outln!("diagnostics: {d}/");
             }
         }
+    }
+}
+
+pub fn print_diff(r: &DiffReport, format: Format) {
+    if format == Format::Json {
+        return json(r);
+    }
+    let version = r.version.as_deref().unwrap_or("(unversioned)");
+    crate::outln!(
+        "live {} → release {} in {} (context {}): {} {version}{}",
+        r.target,
+        r.release,
+        r.namespace,
+        r.context,
+        r.chart,
+        if r.installed { "" } else { " (not installed)" }
+    );
+    for o in &r.objects {
+        let what = match o.change {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        };
+        crate::outln!("{what}: {} {}/{}", o.kind, o.namespace, o.name);
+        crate::outln!("{}", o.diff.trim_end());
+    }
+    let s = &r.summary;
+    if r.has_changes() {
+        crate::outln!(
+            "{} added, {} changed, {} removed",
+            s.added,
+            s.changed,
+            s.removed
+        );
+    } else {
+        crate::outln!("no changes");
     }
 }
 

@@ -735,3 +735,150 @@ fn a_release_left_pending_by_a_killed_helm_is_reported_then_recovered() {
     assert_eq!(code, Some(0), "{good}\n{err}");
     assert_eq!(good["result"]["status"], "deployed", "{good}");
 }
+
+const SECRET: &str = r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}
+type: Opaque
+stringData:
+  user: admin
+  password: {{ .Values.password | quote }}
+"#;
+
+/// `live_on_rig`, plus chart 3.0.0 with a Secret whose password comes from the values, and the
+/// prod env file written as `prod` (image tag 1.0 and whatever else is given).
+fn diff_on_rig() -> Option<Live> {
+    let (live, repo) = live_on_rig()?;
+    std::fs::write(
+        live.dir.path().join("charts/web/templates/secret.yaml"),
+        SECRET,
+    )
+    .unwrap();
+    live.release_chart(&repo, "3.0.0", "password: \"\"\n");
+    Some(live)
+}
+
+impl Live {
+    fn prod(&self, extra: &str) {
+        std::fs::write(
+            self.dir.path().join("envs/live/prod.yaml"),
+            format!("image:\n  tag: \"1.0\"\n{extra}"),
+        )
+        .unwrap();
+    }
+
+    /// `stack live diff prod --version 3.0.0` as people read it: exit code and stdout.
+    fn diff_text(&self) -> (Option<i32>, String, String) {
+        let o = self
+            .cmd(&support::stack_bin())
+            .args(["live", "diff", "prod", "--version", "3.0.0"])
+            .output()
+            .unwrap();
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    }
+}
+
+fn changed<'a>(report: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {report}"))
+}
+
+#[test]
+fn diff_exit_codes_before_and_after_a_deploy_and_after_a_values_change() {
+    let Some(live) = diff_on_rig() else {
+        return;
+    };
+    live.prod("password: \"pw-one-7f3a9c\"\n");
+
+    // Not installed: every object added, exit 1.
+    let (code, fresh, err) = live.stack(&["live", "diff", "prod", "--version", "3.0.0"]);
+    assert_eq!(code, Some(1), "{fresh}\n{err}");
+    assert_eq!(fresh["installed"], false, "{fresh}");
+    let objects = fresh["objects"].as_array().unwrap();
+    let mut kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["Deployment", "Secret"], "{fresh}");
+    assert!(objects.iter().all(|o| o["change"] == "added"), "{fresh}");
+    assert_eq!(
+        (fresh["added"].as_u64(), fresh["changed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert!(!fresh.to_string().contains("pw-one-7f3a9c"), "{fresh}");
+
+    let (code, deployed, err) =
+        live.stack(&["live", "deploy", "prod", "--version", "3.0.0", "--yes"]);
+    assert_eq!(code, Some(0), "{deployed}\n{err}");
+    // The deploy read the same diff first.
+    assert_eq!(
+        deployed["changes"],
+        serde_json::json!({"added": 2, "removed": 0, "changed": 0}),
+        "{deployed}"
+    );
+
+    // Right after the deploy: nothing to change, exit 0.
+    let (code, same, err) = live.stack(&["live", "diff", "prod", "--version", "3.0.0"]);
+    assert_eq!(code, Some(0), "{same}\n{err}");
+    assert_eq!(same["installed"], true, "{same}");
+    assert!(same["objects"].as_array().unwrap().is_empty(), "{same}");
+    let (code, out, err) = live.diff_text();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("no changes"), "{out}");
+
+    // A values change: exit 1, the Deployment's diff names the field.
+    live.prod("password: \"pw-one-7f3a9c\"\nreplicas: 3\n");
+    let (code, more, err) = live.stack(&["live", "diff", "prod", "--version", "3.0.0"]);
+    assert_eq!(code, Some(1), "{more}\n{err}");
+    assert_eq!(more["objects"].as_array().unwrap().len(), 1, "{more}");
+    let d = changed(&more, "Deployment");
+    assert_eq!(d["change"], "changed", "{more}");
+    let diff = d["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-  replicas: 1") && diff.contains("+  replicas: 3"),
+        "{diff}"
+    );
+    let (code, out, err) = live.diff_text();
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("changed: Deployment") && out.contains("+  replicas: 3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_changed_secret_value_is_never_printed() {
+    let Some(live) = diff_on_rig() else {
+        return;
+    };
+    live.prod("password: \"pw-one-7f3a9c\"\n");
+    let (code, deployed, err) =
+        live.stack(&["live", "deploy", "prod", "--version", "3.0.0", "--yes"]);
+    assert_eq!(code, Some(0), "{deployed}\n{err}");
+    assert!(
+        !deployed.to_string().contains("pw-one-7f3a9c"),
+        "{deployed}"
+    );
+
+    live.prod("password: \"pw-two-0d4e8b\"\n");
+    let (code, report, err) = live.stack(&["live", "diff", "prod", "--version", "3.0.0"]);
+    assert_eq!(code, Some(1), "{report}\n{err}");
+    let s = changed(&report, "Secret");
+    assert_eq!(s["change"], "changed", "{report}");
+    let diff = s["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("password") && diff.contains("<redacted: changed>"),
+        "{diff}"
+    );
+    let (code, out, err) = live.diff_text();
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    for shown in [report.to_string(), out, err] {
+        assert!(
+            !shown.contains("pw-one-7f3a9c") && !shown.contains("pw-two-0d4e8b"),
+            "{shown}"
+        );
+    }
+}

@@ -196,10 +196,7 @@ fn no_command_mutates_through_a_context_it_was_not_allowed() {
     }
     // Read-only inspection of an explicit context is allowed: it shows in the log under the
     // forbidden identity, so the measurement below can see that identity at all.
-    let o = run(
-        &existing_prod,
-        &["cluster", "status", "--format", "json"],
-    );
+    let o = run(&existing_prod, &["cluster", "status", "--format", "json"]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("\"context\": \"prod\""),
         "{}{}",

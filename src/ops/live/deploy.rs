@@ -70,6 +70,10 @@ pub struct DeployReport {
     pub command: String,
     /// The revision that was deployed before (what a failure rolls back to).
     pub previous: Option<u64>,
+    /// What the upgrade changes (objects added, changed, removed against the deployed release),
+    /// read before it ran; None in a dry run, for a stuck release, or when it could not be read
+    /// (`stack live diff` shows why and the diff itself).
+    pub changes: Option<super::DiffSummary>,
     /// How many times helm said another operation was in progress.
     pub retries: u32,
     pub result: DeployResult,
@@ -87,7 +91,16 @@ impl DeployReport {
 
 /// The exact `helm upgrade --install` for a live target (not run).
 pub fn upgrade_cmd(rel: &Release, t: &LiveTarget) -> Cmd {
-    let mut cmd = rel.upgrade_cmd(&t.chart, &t.env.layers);
+    chart_flags(rel.upgrade_cmd(&t.chart, &t.env.layers), t)
+}
+
+/// The exact `helm template` the upgrade of a live target would apply (not run).
+pub fn template_cmd(rel: &Release, t: &LiveTarget) -> Cmd {
+    chart_flags(rel.template_cmd(&t.chart, &t.env.layers), t)
+}
+
+/// `--version` and `--plain-http`, as the target's chart needs them.
+fn chart_flags(mut cmd: Cmd, t: &LiveTarget) -> Cmd {
     if let Some(v) = &t.version {
         cmd = cmd.args(["--version", v.as_str()]);
     }
@@ -140,6 +153,7 @@ pub fn deploy(
         layers: t.env.layers.clone(),
         command: cmd.to_string(),
         previous: None,
+        changes: None,
         retries: 0,
         result: DeployResult::WouldDeploy,
         steps: Vec::new(),
@@ -160,6 +174,10 @@ pub fn deploy(
             return Ok(report);
         }
         report.previous = previous_good(&revisions(&rel)?, u64::MAX);
+    }
+    // Read-only, best effort: the deploy never fails for want of a diff.
+    if !opts.dry_run {
+        report.changes = super::diff::compare(&rel, &t, host).ok().map(|d| d.summary);
     }
     // Re-checked right before the mutating step.
     crate::release::allowlist::check(

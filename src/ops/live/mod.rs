@@ -1,16 +1,19 @@
 //! `stack live …`: released charts to production targets, safely. Every command first resolves
 //! the target completely (`target.rs`: env target of type `live`, its declared and allowlisted
 //! context, namespace, release, chart and version) and validates its env, before any cluster
-//! call. Then `deploy.rs` (confirmed, retried only on "another operation is in progress", waited
+//! call. Then `diff.rs` (the upgrade's manifests against the deployed release's, Secrets
+//! redacted), `deploy.rs` (confirmed, retried only on "another operation is in progress", waited
 //! for, rolled back — never uninstalled — on failure), `history.rs` (history, rollback) and
 //! `recover.rs` (a release stuck in `pending-*`), all through the release layer and one `Exec`.
 
 pub mod deploy;
+pub mod diff;
 pub mod history;
 pub mod recover;
 pub mod target;
 
 pub use deploy::{deploy, DeployOptions, DeployReport, DeployResult};
+pub use diff::{diff, Change, DiffOptions, DiffReport, DiffSummary, ObjectDiff};
 pub use history::{history, rollback, HistoryReport, RollbackOptions, RollbackReport};
 pub use recover::{recover, RecoverOptions, RecoverReport};
 pub use target::{resolve, LiveTarget};

@@ -120,7 +120,7 @@ pub fn resolve(
             )
         })?;
     let version = version.map(str::to_owned).or(chart_version);
-    if reference.starts_with("oci://") && version.is_none() && action == "deploy" {
+    if reference.starts_with("oci://") && version.is_none() && matches!(action, "deploy" | "diff") {
         return Err(StackError::Usage {
             message: format!("which version of {reference} should `{}` run?", env.name),
             hint: Some("pass --version, or set `live.chart.version` in stack.yaml".into()),
