@@ -19,6 +19,7 @@ mod differential;
 mod forward;
 mod kube;
 mod live;
+mod parsers;
 mod promote;
 mod rig;
 mod safety;

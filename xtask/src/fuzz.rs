@@ -73,3 +73,46 @@ fn parse_seed(s: &str) -> Result<u64> {
     }
     .with_context(|| format!("--seed takes a number (decimal or 0x hex), not `{s}`"))
 }
+
+/// `cargo xtask fuzz-parsers [--cases N] [--seed S]`: the mutation fuzzing of every parser of user
+/// input (tests/it/parsers.rs) for as long as asked, in a release build.
+pub fn parsers(args: &[String]) -> Result<()> {
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let cases: u64 = flag("--cases")
+        .unwrap_or("200000")
+        .parse()
+        .context("--cases takes a number")?;
+    let seed = match flag("--seed") {
+        Some(s) => parse_seed(s)?,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    };
+    let root = tools::project_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("fuzz-parsers: seed {seed:#x}, {cases} cases (reproduce: cargo xtask fuzz-parsers --cases {cases} --seed {seed:#x})");
+    let status = std::process::Command::new(&cargo)
+        .args([
+            "test",
+            "--release",
+            "--test",
+            "it",
+            "parsers",
+            "--",
+            "--nocapture",
+        ])
+        .env("STACK_FUZZ_PARSER_CASES", cases.to_string())
+        .env("STACK_FUZZ_PARSER_SEED", format!("{seed:x}"))
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("fuzz-parsers: seed {seed:#x}: a parser panicked or hung (see above; the input is kept)");
+    }
+    Ok(())
+}

@@ -32,8 +32,9 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(rest),
         Some("rig") => rig::run(rest),
         Some("fuzz-values") => fuzz::run(rest),
+        Some("fuzz-parsers") => fuzz::parsers(rest),
         _ => bail!(
-            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]|fuzz-values [--cases N] [--seed S]>\n\
+            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]|fuzz-values [--cases N] [--seed S]|fuzz-parsers [--cases N] [--seed S]>\n\
              see xtask/src/main.rs for what each task does"
         ),
     }
