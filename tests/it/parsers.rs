@@ -2,9 +2,8 @@
 //! (YAML → composed values), `.env`, `--set` expressions, ignore patterns — fed inputs mutated from
 //! the repository's own files and the corpora (byte flips, insertions, deletions, duplicated and
 //! swapped lines, deep nesting, anchors). Each input must end in a value or an error; no panic, no
-//! input may take more than a second. Coverage-guided fuzzing (cargo-afl) is not installable here
-//! (no afl++ in this machine's package mirror at a usable version), so this is deterministic
-//! mutation fuzzing: a bounded slice runs in CI (`STACK_FUZZ_PARSER_CASES`, default 2000), longer
+//! input may take more than a second. This is deterministic mutation fuzzing, not coverage-guided
+//! (cargo-afl over Debian's afl++ 4.04c is not set up yet): a bounded slice runs in CI (`STACK_FUZZ_PARSER_CASES`, default 2000), longer
 //! runs with `cargo xtask fuzz-parsers --cases N [--seed S]`.
 
 use crate::support;
