@@ -70,19 +70,12 @@ pub fn rollback(
     let t = super::resolve(project, host, &opts.target, None, "roll back")?;
     let rel = Release::new(&t.kube, &t.release, host)?;
     let Some(status) = rel.status() else {
-        return Err(StackError::Usage {
-            message: format!(
-                "release `{}` is not installed in namespace `{}` on context `{}`",
-                t.release,
-                t.kube.namespace(),
-                t.kube.context()
-            ),
-            hint: Some(format!(
+        return Err(t
+            .not_installed(Some(format!(
                 "deploy it first: `stack live deploy {}`",
                 t.env.name
-            )),
-        }
-        .into());
+            )))
+            .into());
     };
     let all = revisions(&rel)?;
     let to = match opts.revision {

@@ -43,16 +43,7 @@ pub fn recover(
     let t = super::resolve(project, host, &opts.target, None, "recover")?;
     let rel = Release::new(&t.kube, &t.release, host)?;
     let Some(status) = rel.status() else {
-        return Err(StackError::Usage {
-            message: format!(
-                "release `{}` is not installed in namespace `{}` on context `{}`",
-                t.release,
-                t.kube.namespace(),
-                t.kube.context()
-            ),
-            hint: None,
-        }
-        .into());
+        return Err(t.not_installed(None).into());
     };
     if !status.status.starts_with("pending-") {
         return Ok(RecoverReport::Healthy {

@@ -23,6 +23,21 @@ pub struct LiveTarget {
     pub retries: u32,
 }
 
+impl LiveTarget {
+    /// The refusal for a command that needs the release installed (`hint`: what to do instead).
+    pub fn not_installed(&self, hint: Option<String>) -> StackError {
+        StackError::Usage {
+            message: format!(
+                "release `{}` is not installed in namespace `{}` on context `{}`",
+                self.release,
+                self.kube.namespace(),
+                self.kube.context()
+            ),
+            hint,
+        }
+    }
+}
+
 /// Resolves `name` (a full target name or its unique last part) for `action` ("deploy", …).
 /// Reads only project files: no tool runs and no API call is made.
 pub fn resolve(
