@@ -14,33 +14,20 @@ struct Tree {
 /// A copy of the demo app with a stack.yaml using a per-test repository prefix, so parallel tests
 /// and earlier runs never share image names.
 fn tree(extra: &str) -> Option<Tree> {
-    let host = support::rig_docker();
-    if !support::require("docker", host.as_ref().map(|_| ()).map_err(Clone::clone)) {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let support::DockerDir {
+        dir,
+        docker_host,
+        id,
+    } = support::docker_dir("t")?;
     support::copy(
         &support::project_root().join("demo"),
         &dir.path().join("demo"),
-    );
-    let id = format!(
-        "t{}{}",
-        std::process::id(),
-        dir.path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(['.', '_'], "")
     );
     let yaml = format!(
         "apiVersion: stack/v1\nproject: shop\ncluster:\n  name: stack\n  registry:\n    hostPort: 25000\nimages:\n  backend:\n    context: demo/backend\n    target: dev\n    repository: {id}/backend\n    buildArgs:\n      VERSION: \"{{{{ git.describe }}}}\"\n  frontend:\n    context: demo/frontend\n    repository: {id}/frontend\n{extra}"
     );
     std::fs::write(dir.path().join("stack.yaml"), yaml).unwrap();
-    Some(Tree {
-        dir,
-        docker_host: host.unwrap(),
-    })
+    Some(Tree { dir, docker_host })
 }
 
 impl Tree {

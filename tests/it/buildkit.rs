@@ -17,21 +17,11 @@ struct Project {
 
 /// A project with one image, `app`, built from `dockerfile` with a `data.txt` beside it.
 fn project(dockerfile: &str) -> Option<Project> {
-    let host = support::rig_docker();
-    if !support::require("docker", host.as_ref().map(|_| ()).map_err(Clone::clone)) {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let id = format!(
-        "t{}{}",
-        std::process::id(),
-        dir.path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(['.', '_'], "")
-    );
+    let support::DockerDir {
+        dir,
+        docker_host,
+        id,
+    } = support::docker_dir("t")?;
     let repository = format!("{id}/app");
     std::fs::create_dir(dir.path().join("app")).unwrap();
     std::fs::write(dir.path().join("app/data.txt"), "one\n").unwrap();
@@ -44,7 +34,7 @@ fn project(dockerfile: &str) -> Option<Project> {
     .unwrap();
     let p = Project {
         dir,
-        docker_host: host.unwrap(),
+        docker_host,
         repository,
     };
     p.dockerfile(dockerfile);

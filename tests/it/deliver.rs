@@ -20,28 +20,18 @@ struct Tree {
 /// A copy of the demo app with `cluster` as stack.yaml's cluster section and `files` written
 /// beside it (e.g. `kind/cluster.yaml`).
 fn tree(cluster: &str, files: &[(&str, &str)]) -> Option<Tree> {
-    let host = support::rig_docker();
-    if !support::require("docker", host.as_ref().map(|_| ()).map_err(Clone::clone)) {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let support::DockerDir {
+        dir,
+        docker_host,
+        id,
+    } = support::docker_dir("d")?;
     support::copy(
         &support::project_root().join("demo"),
         &dir.path().join("demo"),
     );
-    let id = format!(
-        "d{}{}",
-        std::process::id(),
-        dir.path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(['.', '_'], "")
-    );
     let t = Tree {
         dir,
-        docker_host: host.unwrap(),
+        docker_host,
         id,
     };
     t.write_config(cluster);

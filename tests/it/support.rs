@@ -146,3 +146,35 @@ pub fn redact(value: &serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::
         other => other.clone(),
     }
 }
+
+/// A temp directory for a test against the rig's dockerd, with an id unique to this process and
+/// directory (`<prefix><pid><dir>`) to prefix image names, so parallel tests and earlier runs never
+/// share images. `None` (the test skips, or fails under STACK_TEST_REQUIRE) without the rig's Docker.
+pub struct DockerDir {
+    pub dir: tempfile::TempDir,
+    pub docker_host: String,
+    pub id: String,
+}
+
+pub fn docker_dir(prefix: &str) -> Option<DockerDir> {
+    let host = rig_docker();
+    if !require("docker", host.as_ref().map(|_| ()).map_err(Clone::clone)) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!(
+        "{prefix}{}{}",
+        std::process::id(),
+        dir.path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(['.', '_'], "")
+    );
+    Some(DockerDir {
+        dir,
+        docker_host: host.unwrap(),
+        id,
+    })
+}
