@@ -95,20 +95,26 @@ pub fn run(
         crate::rt::until_cancelled("the image builds", execute(&docker, planned, opts, sink))??;
     let exec = crate::ops::plan::Exec::new(host.runner, sink, opts.dry_run);
     let mut images = Vec::new();
+    let mut cluster: Option<crate::cluster_target::Target> = None;
     for mut r in results {
         let deliverable = matches!(
             r.outcome,
             Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
         );
         if opts.deliver && deliverable {
-            r.delivered = crate::rt::block_on(deliver(
-                project,
-                host,
-                &docker,
-                &r,
-                opts.context.clone(),
-                &exec,
-            ))?;
+            // Resolved once, at the first image to deliver (a build without any reads no config).
+            if cluster.is_none() {
+                cluster = Some(crate::cluster_target::resolve(
+                    project,
+                    host,
+                    &crate::cluster_target::Options {
+                        dry_run: false,
+                        context: opts.context.clone(),
+                    },
+                )?);
+            }
+            let target = cluster.as_ref().expect("resolved above");
+            r.delivered = crate::rt::block_on(deliver(host, &docker, &r, target, &exec))?;
         }
         sink.emit(Event::ImageFinished(r.clone()));
         images.push(r);
@@ -275,21 +281,12 @@ impl std::io::Write for ChannelWriter {
 /// Delivery to the cluster `stack cluster up` resolves (its name, its registry and that
 /// registry's port, from stack.yaml and the provider's config): registry push, else kind/k3d load.
 async fn deliver(
-    project: &Project,
     host: &Host<'_>,
     docker: &Docker,
     r: &ImageResult,
-    context: Option<String>,
+    cluster: &crate::cluster_target::Target,
     exec: &crate::ops::plan::Exec<'_>,
 ) -> Result<Option<String>, StackError> {
-    let cluster = crate::cluster_target::resolve(
-        project,
-        host,
-        &crate::cluster_target::Options {
-            dry_run: false,
-            context,
-        },
-    )?;
     let (repo, tag) = r
         .reference
         .rsplit_once(':')
