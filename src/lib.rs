@@ -1,6 +1,7 @@
 //! `stack`: validate, up, test, preview and live for a Kubernetes app team's platform repo.
 //! See ARCHITECTURE.md for the map.
 
+pub mod check;
 pub mod cli;
 pub mod cluster_target;
 pub mod config;

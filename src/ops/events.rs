@@ -72,6 +72,13 @@ pub enum Event {
     Problem { message: String },
     /// The inner loop ended: forwards, followers and watchers are closed.
     Stopped,
+    /// A check started (`stack test`, `stack live verify`).
+    CheckStarted { name: String, kind: &'static str },
+    /// A check has its verdict (messages already masked).
+    CheckFinished(crate::check::Outcome),
+    /// A phase of a longer run begins (`deploy`, `checks`, `diagnostics`, `cleanup`): GitHub
+    /// output opens a group per phase.
+    Phase { name: String },
 }
 
 /// Where events go. Implementations must be cheap and never block on the terminal for long.

@@ -43,6 +43,8 @@ pub struct View {
     bars: Mutex<HashMap<String, ProgressBar>>,
     tty: bool,
     color: bool,
+    /// `--format github`: a `::group::` is open (closed by the next phase, or an empty one).
+    group_open: Mutex<bool>,
 }
 
 impl View {
@@ -60,6 +62,7 @@ impl View {
             bars: Mutex::new(HashMap::new()),
             tty,
             color: crate::ui::use_color_stderr(),
+            group_open: Mutex::new(false),
         }
     }
 
@@ -246,6 +249,11 @@ impl View {
                 F::StreamError { pod, error } => format!("forward {label}: pod/{pod}: {error}"),
             },
             Event::Stopped => "stopped: port-forwards and watchers closed".to_owned(),
+            Event::CheckStarted { name, kind } if verbose => {
+                self.dim(&format!("check {name} ({kind}): started"))
+            }
+            Event::CheckStarted { .. } | Event::Phase { .. } => return None,
+            Event::CheckFinished(o) => crate::ui::test::check_line(o, self.color),
         })
     }
 }
@@ -261,6 +269,19 @@ impl Sink for View {
         match &event {
             Event::ImageFinished(r) => return self.finished(r),
             Event::Problem { message } => return self.problem(format!("problem: {message}")),
+            Event::Phase { name } => {
+                if self.format == Format::Github {
+                    let mut open = self.group_open.lock().unwrap();
+                    if *open {
+                        crate::outln!("::endgroup::");
+                    }
+                    *open = !name.is_empty();
+                    if *open {
+                        crate::outln!("::group::{name}");
+                    }
+                }
+                return;
+            }
             Event::Log(line) => {
                 if self.verbosity > Verbosity::Quiet {
                     crate::outln!(

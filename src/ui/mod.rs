@@ -7,6 +7,7 @@ pub mod events;
 pub mod live;
 pub mod logs;
 pub mod promote;
+pub mod test;
 pub mod up;
 pub mod values;
 

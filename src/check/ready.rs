@@ -1,0 +1,10 @@
+//! `ready` checks. PLACEHOLDER — replaced by the real kind.
+
+use super::spec::ReadySpec;
+use super::{Ctx, Finished};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub async fn run(_spec: &ReadySpec, _ctx: &Ctx, _deadline: Instant, _timeout: Duration) -> Finished {
+    Finished::error("not built yet")
+}
