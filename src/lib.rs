@@ -11,6 +11,8 @@ pub mod envs;
 pub mod error;
 pub mod image;
 pub mod kube;
+pub mod net;
+pub mod oci;
 pub mod ops;
 pub mod release;
 pub mod rt;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use stack::cli::{Cli, Cluster, Command, Live, Validate};
+use stack::cli::{Cli, Cluster, Command, Init, Live, Test, Validate};
 use stack::config::Project;
 use stack::error::{Outcome, StackError};
 use stack::ops::Report as _;
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let format = cli.format;
+    let format = effective_format(&cli);
     ui::set_color(cli.color);
     stack::rt::install_ctrl_c();
     // Values may nest as deep as Helm allows (10 000 levels): the passes over them recurse, so the
@@ -31,7 +31,9 @@ fn main() -> ExitCode {
     let result = std::thread::Builder::new()
         .name("stack".into())
         .stack_size(WORK_STACK)
-        .spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))))
+        .spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(cli, format)))
+        })
         .expect("the main work thread starts")
         .join()
         .unwrap_or_else(Err)
@@ -52,12 +54,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Outcome> {
+/// `--format`, else github for `test` and `validate` inside GitHub Actions, else human.
+fn effective_format(cli: &Cli) -> ui::Format {
+    cli.format.unwrap_or_else(|| {
+        let in_actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        if in_actions && matches!(cli.command, Command::Test(_) | Command::Validate(_)) {
+            ui::Format::Github
+        } else {
+            ui::Format::Human
+        }
+    })
+}
+
+fn run(cli: Cli, format: ui::Format) -> anyhow::Result<Outcome> {
     let root = match &cli.project {
         Some(p) => p.clone(),
         None => std::env::current_dir()?,
     };
-    if cli.format == ui::Format::Yaml && !matches!(cli.command, Command::Values(_)) {
+    if format == ui::Format::Yaml && !matches!(cli.command, Command::Values(_)) {
         return Err(StackError::Usage {
             message: "--format yaml is for `stack values` only".into(),
             hint: Some("use --format human, json or github".into()),
@@ -72,10 +86,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .take(2)
         .collect();
     stack::kube::set_command(&words.join(" "));
-    let view = ui::events::View::new(
-        cli.format,
+    let view = std::sync::Arc::new(ui::events::View::new(
+        format,
         ui::events::Verbosity::from_flags(cli.quiet, cli.verbose),
-    );
+    ));
     match cli.command {
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -105,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         context: args.context,
                     };
                     let report = ops::cluster::status(&project, &host, &opts)?;
-                    ui::cluster::print_status(&report, cli.format)?;
+                    ui::cluster::print_status(&report, format)?;
                     return Ok(report.outcome());
                 }
                 Cluster::Up(args) => (true, args),
@@ -120,12 +134,13 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             } else {
                 ops::cluster::down(&project, &host, &opts, &view)?
             };
-            ui::cluster::print_change(&report, cli.format)?;
+            ui::cluster::print_change(&report, format)?;
             Ok(report.outcome())
         }
         Command::Build(args) => {
             let project = load(&root)?;
             let opts = ops::build::Options {
+                production: false,
                 images: args.images,
                 deliver: args.deliver,
                 dry_run: args.dry_run,
@@ -137,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 &tool::Host::from_env(&tool::RealRunner),
                 &view,
             )?;
-            ui::build::print(&report, cli.format);
+            ui::build::print(&report, format);
             Ok(report.outcome())
         }
         Command::Up(args) => {
@@ -148,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             let host = tool::Host::from_env(&tool::RealRunner);
             let report = ops::up::up(&project, &host, &opts, &view)?;
-            ui::up::print(&report, cli.format);
+            ui::up::print(&report, format);
             if args.once || args.dry_run {
                 return Ok(report.outcome());
             }
@@ -168,14 +183,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 args.cluster,
                 &view,
             )?;
-            ui::up::print_down(&done, cli.format);
+            ui::up::print_down(&done, format);
             Ok(done.outcome())
         }
         Command::Doctor => {
             let project = load(&root)?;
             let report =
                 ops::doctor::run(&project, &ops::cluster::Host::from_env(&tool::RealRunner))?;
-            ui::cluster::print_doctor(&report, cli.format)?;
+            ui::cluster::print_doctor(&report, format)?;
             Ok(report.outcome())
         }
         Command::Promote(args) => {
@@ -197,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 &tool::Host::from_env(&tool::RealRunner),
                 &view,
             )?;
-            ui::promote::print(&report, cli.format);
+            ui::promote::print(&report, format);
             Ok(report.outcome())
         }
         Command::Live(cmd) => {
@@ -213,7 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     };
                     let report =
                         ops::live::deploy(&project, &host, &opts, &ui::live::confirm, &view)?;
-                    ui::live::print_deploy(&report, cli.format);
+                    ui::live::print_deploy(&report, format);
                     Ok(report.outcome())
                 }
                 Live::Diff(args) => {
@@ -222,12 +237,12 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         version: args.version,
                     };
                     let report = ops::live::diff(&project, &host, &opts)?;
-                    ui::live::print_diff(&report, cli.format);
+                    ui::live::print_diff(&report, format);
                     Ok(report.outcome())
                 }
                 Live::History(args) => {
                     let report = ops::live::history(&project, &host, &args.target)?;
-                    ui::live::print_history(&report, cli.format);
+                    ui::live::print_history(&report, format);
                     Ok(report.outcome())
                 }
                 Live::Rollback(args) => {
@@ -239,7 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     };
                     let report =
                         ops::live::rollback(&project, &host, &opts, &ui::live::confirm, &view)?;
-                    ui::live::print_rollback(&report, cli.format);
+                    ui::live::print_rollback(&report, format);
                     Ok(report.outcome())
                 }
                 Live::Recover(args) => {
@@ -250,10 +265,66 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     };
                     let report =
                         ops::live::recover(&project, &host, &opts, &ui::live::confirm, &view)?;
-                    ui::live::print_recover(&report, cli.format);
+                    ui::live::print_recover(&report, format);
                     Ok(report.outcome())
                 }
             }
+        }
+        Command::Test(cmd) => {
+            let project = load(&root)?;
+            let host = tool::Host::from_env(&tool::RealRunner);
+            let (args, opts) = match cmd {
+                Test::Clean(args) => {
+                    let opts = ops::test::Options {
+                        profile: args.profile,
+                        context: args.context,
+                        ..Default::default()
+                    };
+                    let report = ops::test::clean(&project, &host, &opts, &view)?;
+                    ui::test::print_clean(&report, format);
+                    return Ok(Outcome::Clean);
+                }
+                Test::Local(args) => {
+                    let opts = test_options(ops::test::ProfileName::Local, &args)?;
+                    (args, opts)
+                }
+                Test::Ci(ci) => {
+                    let mut opts = test_options(ops::test::ProfileName::Ci, &ci.common)?;
+                    opts.chart = ci.chart;
+                    opts.chart_version = ci.chart_version;
+                    for pair in &ci.images {
+                        let (name, reference) =
+                            pair.split_once('=').ok_or_else(|| StackError::Usage {
+                                message: format!("--image `{pair}` is not NAME=REF"),
+                                hint: Some("e.g. --image api=ghcr.io/acme/api:1.4.2".into()),
+                            })?;
+                        opts.images.push((name.to_owned(), reference.to_owned()));
+                    }
+                    (ci.common, opts)
+                }
+            };
+            let sink: std::sync::Arc<dyn stack::ops::events::Sink> = view.clone();
+            let report = ops::test::run(&project, &host, &opts, sink)?;
+            if let Some(path) = &args.junit {
+                ui::test::write_junit(path, &report)?;
+            }
+            ui::test::print(&report, format);
+            Ok(report.outcome())
+        }
+        Command::Init(Init::Github(args)) => {
+            let project = load(&root)?;
+            let opts = ops::init::Options {
+                force: args.force,
+                dry_run: args.dry_run,
+            };
+            let report = ops::init::github(
+                &project,
+                &opts,
+                &tool::Host::from_env(&tool::RealRunner),
+                &view,
+            )?;
+            ui::init::print(&report, format);
+            Ok(report.outcome())
         }
         Command::Values(args) => {
             let project = load(&root)?;
@@ -263,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 set: set_args(args.set),
             };
             let report = ops::values::run(&project, &opts)?;
-            ui::values::print(&report, cli.format, args.origin);
+            ui::values::print(&report, format, args.origin);
             Ok(report.outcome())
         }
         Command::Validate(Validate::Envs(args)) => {
@@ -276,7 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 target: None,
             };
             let report = ops::validate::run(&project, &opts, &tool::RealRunner)?;
-            ui::print_validate(&report, cli.format)?;
+            ui::print_validate(&report, format)?;
             Ok(report.outcome())
         }
     }
@@ -306,4 +377,32 @@ fn load(root: &std::path::Path) -> anyhow::Result<Project> {
         .into());
     }
     Ok(Project::load(root)?)
+}
+
+/// The options `stack test local|ci` share.
+fn test_options(
+    profile: ops::test::ProfileName,
+    args: &stack::cli::TestArgs,
+) -> Result<ops::test::Options, StackError> {
+    let timeout = args
+        .timeout
+        .as_ref()
+        .map(|t| {
+            stack::check::load::parse_duration(&stack::check::spec::DurationSpec::Text(t.clone()))
+                .map_err(|m| StackError::Usage {
+                    message: format!("--timeout: {m}"),
+                    hint: Some("e.g. --timeout 10m".into()),
+                })
+        })
+        .transpose()?;
+    Ok(ops::test::Options {
+        profile,
+        context: args.context.clone(),
+        keep: args.keep,
+        no_deploy: args.no_deploy,
+        jobs: args.jobs,
+        timeout,
+        artifacts: args.artifacts.clone(),
+        ..Default::default()
+    })
 }

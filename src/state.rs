@@ -9,12 +9,20 @@
 //! - `up/<release>.values.json` — generated image overrides passed to helm last;
 //! - `diagnostics/<release>/` — what a failed rollout looked like;
 //! - `cache/build/<image>.json` — the stat cache of a build context;
+//! - `test/<profile>.values.json` — generated values of a test release (images, build metadata);
+//! - `test/helm-registry.json` — helm's registry login for test runs (never the user's);
+//! - `namespaces/<context>/<namespace>.json` — a namespace stack created (its UID);
+//! - `artifacts/test-<profile>/` — diagnostics of a failed test run;
 //! - `verify/<target>.json` — the result of `stack live verify` for an env target (`passed`, `at`,
 //!   `revision`, the `images` tags and `chart` version it verified), which `stack promote` requires
 //!   of its source env.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The file that marks a diagnostics directory `stack test` writes (and may empty): a directory
+/// without it is emptied only when it is empty.
+pub const ARTIFACTS_MARKER: &str = ".stack-artifacts";
 
 /// The state directory, relative to the project root.
 pub const DIR: &str = ".stack";
@@ -69,6 +77,29 @@ impl State {
     /// Diagnostics of a failed rollout.
     pub fn diagnostics(&self, release: &str) -> PathBuf {
         self.dir().join("diagnostics").join(release)
+    }
+
+    /// Generated values of a test release, passed to helm last.
+    pub fn rel_test_values(profile: &str) -> String {
+        format!("{DIR}/test/{profile}.values.json")
+    }
+
+    /// helm's registry config for test runs (`HELM_REGISTRY_CONFIG`).
+    pub fn helm_registry_config(&self) -> PathBuf {
+        self.dir().join("test").join("helm-registry.json")
+    }
+
+    /// The record of a namespace stack created.
+    pub fn namespace_record(&self, context: &str, namespace: &str) -> PathBuf {
+        self.dir()
+            .join("namespaces")
+            .join(context)
+            .join(format!("{namespace}.json"))
+    }
+
+    /// Default diagnostics directory of a test run.
+    pub fn test_artifacts(&self, profile: &str) -> PathBuf {
+        self.dir().join("artifacts").join(format!("test-{profile}"))
     }
 
     /// The verify record of an env target (`ci/kind` → `.stack/verify/ci/kind.json`).

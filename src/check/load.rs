@@ -17,7 +17,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Every check of the project: those of stack.yaml first (in order), then each check file's
 /// (files sorted by path, checks in order).
-pub fn load(root: &Path, stack_yaml: Option<&Path>, files: &[String]) -> Result<Vec<Check>, StackError> {
+pub fn load(
+    root: &Path,
+    stack_yaml: Option<&Path>,
+    files: &[String],
+) -> Result<Vec<Check>, StackError> {
     let mut checks = Vec::new();
     if let Some(path) = stack_yaml {
         let text = read(path)?;
@@ -85,7 +89,11 @@ fn check_files(root: &Path, patterns: &[String]) -> Result<Vec<String>, StackErr
             })?
             .compile_matcher();
         let mut matched = false;
-        for entry in ignore::WalkBuilder::new(root).hidden(false).build().flatten() {
+        for entry in ignore::WalkBuilder::new(root)
+            .hidden(false)
+            .build()
+            .flatten()
+        {
             if !entry.file_type().is_some_and(|t| t.is_file()) {
                 continue;
             }
@@ -166,7 +174,12 @@ fn item(node: &Node) -> Result<Check, StackError> {
             if kinds.is_empty() {
                 format!("check `{}` names no kind", spec.name)
             } else {
-                format!("check `{}` names {} kinds: {}", spec.name, kinds.len(), kinds.join(", "))
+                format!(
+                    "check `{}` names {} kinds: {}",
+                    spec.name,
+                    kinds.len(),
+                    kinds.join(", ")
+                )
             },
             "give each check exactly one of: ready, assert, absent, http, logs, command, job",
         ));
@@ -174,24 +187,40 @@ fn item(node: &Node) -> Result<Check, StackError> {
     let timeout = match &spec.timeout {
         None => DEFAULT_TIMEOUT,
         Some(d) => parse_duration(d).map_err(|m| {
-            StackError::config(Some(at("timeout")), m, "write e.g. `30s`, `2m`, `1m30s` or `500ms`")
+            StackError::config(
+                Some(at("timeout")),
+                m,
+                "write e.g. `30s`, `2m`, `1m30s` or `500ms`",
+            )
         })?,
     };
     if let Some(http) = &spec.http {
         for s in &http.expect.status {
             parse_status(s).map_err(|m| {
-                StackError::config(Some(at("http")), m, "write a code (`200`), a class (`2xx`) or a range (`200-299`)")
+                StackError::config(
+                    Some(at("http")),
+                    m,
+                    "write a code (`200`), a class (`2xx`) or a range (`200-299`)",
+                )
             })?;
         }
         if let Some(r) = &http.expect.regex {
             regex::Regex::new(r).map_err(|e| {
-                StackError::config(Some(at("http")), format!("http.expect.regex: {e}"), "fix the regular expression")
+                StackError::config(
+                    Some(at("http")),
+                    format!("http.expect.regex: {e}"),
+                    "fix the regular expression",
+                )
             })?;
         }
-        let targets = [http.url.is_some(), http.forward.is_some(), http.service.is_some() || http.deployment.is_some()]
-            .into_iter()
-            .filter(|t| *t)
-            .count();
+        let targets = [
+            http.url.is_some(),
+            http.forward.is_some(),
+            http.service.is_some() || http.deployment.is_some(),
+        ]
+        .into_iter()
+        .filter(|t| *t)
+        .count();
         if targets != 1 || (http.service.is_some() && http.deployment.is_some()) {
             return Err(StackError::config(
                 Some(at("http")),
@@ -202,33 +231,61 @@ fn item(node: &Node) -> Result<Check, StackError> {
         if (http.service.is_some() || http.deployment.is_some()) && http.port.is_none() {
             return Err(StackError::config(
                 Some(at("http")),
-                format!("http check `{}` forwards to a {} but names no port", spec.name, if http.service.is_some() { "service" } else { "deployment" }),
+                format!(
+                    "http check `{}` forwards to a {} but names no port",
+                    spec.name,
+                    if http.service.is_some() {
+                        "service"
+                    } else {
+                        "deployment"
+                    }
+                ),
                 "add `port:` (the Service's port, or the container's)",
             ));
         }
     }
     if let Some(logs) = &spec.logs {
         regex::Regex::new(&logs.regex).map_err(|e| {
-            StackError::config(Some(at("logs")), format!("logs.regex: {e}"), "fix the regular expression")
+            StackError::config(
+                Some(at("logs")),
+                format!("logs.regex: {e}"),
+                "fix the regular expression",
+            )
         })?;
     }
     if let Some(cmd) = &spec.command {
         if cmd.run.is_empty() {
-            return Err(StackError::config(Some(at("command")), "command.run is empty", "give the argv, e.g. `[go, test, ./tests/e2e]`"));
+            return Err(StackError::config(
+                Some(at("command")),
+                "command.run is empty",
+                "give the argv, e.g. `[go, test, ./tests/e2e]`",
+            ));
         }
     }
     if let Some(job) = &spec.job {
         if job.file.is_some() == job.manifest.is_some() {
-            return Err(StackError::config(Some(at("job")), format!("job check `{}` needs exactly one of `file` and `manifest`", spec.name), "name a manifest file, or write the Job inline under `manifest`"));
+            return Err(StackError::config(
+                Some(at("job")),
+                format!(
+                    "job check `{}` needs exactly one of `file` and `manifest`",
+                    spec.name
+                ),
+                "name a manifest file, or write the Job inline under `manifest`",
+            ));
         }
     }
     for (key, object) in [("assert", &spec.assert), ("absent", &spec.absent)] {
         if let Some(o) = object {
-            let ok = o["apiVersion"].is_string() && o["kind"].is_string() && o["metadata"]["name"].is_string();
+            let ok = o["apiVersion"].is_string()
+                && o["kind"].is_string()
+                && o["metadata"]["name"].is_string();
             if !ok {
                 return Err(StackError::config(
                     Some(at(key)),
-                    format!("{key} check `{}` must name apiVersion, kind and metadata.name", spec.name),
+                    format!(
+                        "{key} check `{}` must name apiVersion, kind and metadata.name",
+                        spec.name
+                    ),
                     "write the object's identity, then only the fields to compare",
                 ));
             }
@@ -248,7 +305,10 @@ fn validate(checks: &[Check]) -> Result<(), StackError> {
         if let Some(first) = names.insert(&c.spec.name, &c.origin) {
             return Err(StackError::config(
                 Some(c.origin.clone()),
-                format!("check name `{}` is used twice (first at {first})", c.spec.name),
+                format!(
+                    "check name `{}` is used twice (first at {first})",
+                    c.spec.name
+                ),
                 "give every check a unique name",
             ));
         }
@@ -263,7 +323,10 @@ fn validate(checks: &[Check]) -> Result<(), StackError> {
                 };
                 return Err(StackError::config(
                     Some(c.origin.clone()),
-                    format!("check `{}` needs `{need}`, which is not a check", c.spec.name),
+                    format!(
+                        "check `{}` needs `{need}`, which is not a check",
+                        c.spec.name
+                    ),
                     hint,
                 ));
             }
@@ -325,7 +388,9 @@ pub fn parse_duration(d: &DurationSpec) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         total += match unit {
@@ -378,8 +443,13 @@ mod tests {
 
     fn err(text: &str) -> String {
         match parse(text) {
-            Err(StackError::Config { origin, message, .. }) => {
-                format!("{}: {message}", origin.map(|o| o.to_string()).unwrap_or_default())
+            Err(StackError::Config {
+                origin, message, ..
+            }) => {
+                format!(
+                    "{}: {message}",
+                    origin.map(|o| o.to_string()).unwrap_or_default()
+                )
             }
             other => panic!("expected a config error, got {other:?}"),
         }
@@ -397,7 +467,10 @@ mod tests {
 
     #[test]
     fn bad_checks_are_located() {
-        assert_eq!(err("- name: a\n"), "checks.yaml:1:3: check `a` names no kind");
+        assert_eq!(
+            err("- name: a\n"),
+            "checks.yaml:1:3: check `a` names no kind"
+        );
         assert_eq!(
             err("- name: a\n  ready: deployment/x\n  logs: {selector: a=b, regex: x}\n"),
             "checks.yaml:1:3: check `a` names 2 kinds: ready, logs"
@@ -410,15 +483,24 @@ mod tests {
             err("- name: a\n  needs: [b]\n  ready: x/y\n- name: b\n  needs: [a]\n  ready: x/z\n"),
             "checks.yaml:1:3: checks need each other in a cycle: a → b → a"
         );
-        assert!(err("- name: a\n  needs: [nope]\n  ready: x/y\n").contains("needs `nope`, which is not a check"));
-        assert!(err("- name: a\n  timeout: soon\n  ready: x/y\n").starts_with("checks.yaml:2:3: `soon` is not a duration"));
+        assert!(err("- name: a\n  needs: [nope]\n  ready: x/y\n")
+            .contains("needs `nope`, which is not a check"));
+        assert!(err("- name: a\n  timeout: soon\n  ready: x/y\n")
+            .starts_with("checks.yaml:2:3: `soon` is not a duration"));
         let e = err("- name: a\n  readdy: x/y\n");
-        assert!(e.starts_with("checks.yaml:2:3: invalid check: unknown field `readdy`"), "{e}");
+        assert!(
+            e.starts_with("checks.yaml:2:3: invalid check: unknown field `readdy`"),
+            "{e}"
+        );
         assert!(err("- name: a\n  http: {path: /}\n").contains("needs exactly one target"));
         assert!(err("- name: a\n  http: {service: api}\n").contains("names no port"));
-        assert!(err("- name: a\n  http: {url: 'http://x', expect: {status: [2zz]}}\n").contains("`2zz` is not an HTTP status"));
+        assert!(
+            err("- name: a\n  http: {url: 'http://x', expect: {status: [2zz]}}\n")
+                .contains("`2zz` is not an HTTP status")
+        );
         assert!(err("- name: a\n  logs: {selector: a=b, regex: '('}\n").contains("logs.regex"));
-        assert!(err("- name: a\n  assert: {kind: ConfigMap}\n").contains("must name apiVersion, kind and metadata.name"));
+        assert!(err("- name: a\n  assert: {kind: ConfigMap}\n")
+            .contains("must name apiVersion, kind and metadata.name"));
         assert!(err("- name: a\n  job: {}\n").contains("exactly one of `file` and `manifest`"));
     }
 

@@ -136,7 +136,10 @@ pub struct Outcome {
 pub enum Attempt {
     Pass(String),
     /// Not (yet) as expected: what was seen, and the evidence.
-    NotYet { message: String, detail: String },
+    NotYet {
+        message: String,
+        detail: String,
+    },
     /// Could not look (API error, connection refused by the forward itself).
     Error(String),
 }
@@ -325,7 +328,9 @@ pub async fn open_forward(
         Ok(Ok(port)) => Ok(port),
         _ => {
             task.abort();
-            Err(format!("the port-forward to {label} did not start listening"))
+            Err(format!(
+                "the port-forward to {label} did not start listening"
+            ))
         }
     }
 }
@@ -358,9 +363,13 @@ pub async fn run_all(checks: &[Check], ctx: &Ctx, jobs: usize, overall: Duration
                         done[j].as_ref().map(|o| o.status)
                     })
                     .collect();
-                if let Some(failed) = check.spec.needs.iter().zip(&needs).find_map(|(n, s)| {
-                    s.filter(|s| *s != Status::Passed).map(|s| (n, s))
-                }) {
+                if let Some(failed) = check
+                    .spec
+                    .needs
+                    .iter()
+                    .zip(&needs)
+                    .find_map(|(n, s)| s.filter(|s| *s != Status::Passed).map(|s| (n, s)))
+                {
                     started[i] = true;
                     let outcome = outcome(
                         check,
@@ -418,6 +427,34 @@ pub async fn run_all(checks: &[Check], ctx: &Ctx, jobs: usize, overall: Duration
         .collect()
 }
 
+/// Renders `{{ release }}`, `{{ namespace }}` (and whatever `values` holds) in every string of
+/// every check, before the run: `ready: deployment/{{ release }}-api` names the object of this
+/// run's release. A string whose template needs more (`{{ forwards.api.url }}`, `{{ env.X }}`)
+/// is left for its kind to render when it runs.
+pub fn render_names(checks: &mut [Check], values: &serde_json::Value) {
+    fn walk(v: &mut serde_json::Value, env: &minijinja::Environment, values: &serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains("{{") => {
+                if let Ok(r) = env.render_str(s, values) {
+                    *s = r;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, env, values)),
+            serde_json::Value::Object(m) => m.values_mut().for_each(|i| walk(i, env, values)),
+            _ => {}
+        }
+    }
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    for check in checks {
+        let mut json = serde_json::to_value(&check.spec).expect("check specs serialize");
+        walk(&mut json, &env, values);
+        if let Ok(spec) = serde_json::from_value(json) {
+            check.spec = spec;
+        }
+    }
+}
+
 async fn run_one(i: usize, check: &Check, ctx: &Ctx) -> (usize, Outcome) {
     let start = Instant::now();
     let deadline = start + check.timeout;
@@ -443,10 +480,7 @@ async fn run_one(i: usize, check: &Check, ctx: &Ctx) -> (usize, Outcome) {
     };
     let finished = match tokio::time::timeout_at(deadline + GRACE, work).await {
         Ok(f) => f,
-        Err(_) => Finished::timed_out(
-            format!("no verdict within {}", seconds(check.timeout)),
-            "",
-        ),
+        Err(_) => Finished::timed_out(format!("no verdict within {}", seconds(check.timeout)), ""),
     };
     let finished = Finished {
         status: finished.status,

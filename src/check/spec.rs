@@ -3,11 +3,11 @@
 //! `command`, `job`); exactly one must be present (`check::load` enforces it at file:line:col).
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One declared check.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CheckSpec {
     /// Unique name: the JUnit testcase name and what `needs:` refers to.
@@ -42,7 +42,7 @@ pub struct CheckSpec {
 }
 
 /// A duration as people write it (`30s`, `2m`, `1m30s`, `500ms`) or a number of seconds.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum DurationSpec {
     Seconds(u64),
@@ -51,14 +51,14 @@ pub enum DurationSpec {
 
 /// `kind/name` (`deployment/api`, `job/migrate`, `pvc/data`, `service/api`), or every object of a
 /// kind matching a label selector.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ReadySpec {
     Ref(String),
     Select(ReadySelect),
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReadySelect {
     /// Deployment, StatefulSet, DaemonSet, Job, Pod, PersistentVolumeClaim (pvc), Service.
@@ -70,7 +70,7 @@ pub struct ReadySelect {
 /// An HTTP (or WebSocket) request, retried until the expectation holds or the timeout.
 /// The target is one of: `url` (http, https, ws, wss — templated), `forward` (a named
 /// `test.forwards` entry), or `service`/`deployment` + `port` (an in-process port-forward).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpSpec {
     #[serde(default)]
@@ -101,7 +101,7 @@ pub struct HttpSpec {
     pub expect: HttpExpect,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpExpect {
     /// Accepted statuses: numbers, `2xx`-style classes, or ranges `200-299`. Default `2xx`
@@ -119,7 +119,7 @@ pub struct HttpExpect {
     pub json: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StatusSpec {
     Code(u16),
@@ -127,7 +127,7 @@ pub enum StatusSpec {
 }
 
 /// A regex appears in the logs of the selected containers since the deploy.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LogsSpec {
     /// Label selector of the pods, e.g. `app.kubernetes.io/name=api`.
@@ -139,7 +139,7 @@ pub struct LogsSpec {
 }
 
 /// A local command (the team's own suite); its exit code is the verdict.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CommandSpec {
     /// The argv, e.g. `[go, test, ./tests/e2e]`.
@@ -155,7 +155,7 @@ pub struct CommandSpec {
 }
 
 /// A Job or Pod run in the test namespace; its exit code is the verdict, its logs are kept.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JobSpec {
     /// A manifest file (a Job or a Pod), relative to the project root.
@@ -167,7 +167,7 @@ pub struct JobSpec {
 }
 
 /// A port-forward the checks share by name (`test.forwards.api`).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ForwardSpec {
     #[serde(default)]

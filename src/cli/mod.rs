@@ -15,9 +15,9 @@ pub struct Cli {
     /// Project root (where stack.yaml, charts/ and envs/ live). Default: the current directory.
     #[arg(long, short = 'C', global = true, value_name = "DIR")]
     pub project: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value = "human")]
-    pub format: Format,
+    /// Output format (default human; github for `test` and `validate` when GITHUB_ACTIONS=true).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
     /// Colour: auto (a terminal, and NO_COLOR unset), always, never.
     #[arg(
         long,
@@ -68,6 +68,93 @@ pub enum Command {
     /// Production targets (envs/live/): deploy released charts, history, rollback.
     #[command(subcommand)]
     Live(Live),
+    /// Deploy a test release — production-like images (local) or published chart and images
+    /// (ci) — and run the declared checks. Exit 0 all passed, 1 a check failed, 2 bad
+    /// check/config, 3 missing tool or unreachable cluster/registry.
+    #[command(subcommand)]
+    Test(Test),
+    /// Generate files for this project: `init github` writes the GitHub Actions workflows.
+    #[command(subcommand)]
+    Init(Init),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Init {
+    /// Write `.github/workflows/ci.yml`: a `validate` job (`stack validate envs`), then an `e2e`
+    /// job (`stack cluster up`, `stack test ci`, diagnostics uploaded on failure, cluster always
+    /// deleted). A file that is already what stack writes is left alone; one that differs (you
+    /// edited it) is shown as a diff and kept unless --force (exit 1).
+    Github(InitGithubArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitGithubArgs {
+    /// Overwrite workflow files that differ from what stack would write.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be written (as diffs) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Test {
+    /// Build each image's production stage, deploy the working-tree chart, run the checks.
+    Local(TestArgs),
+    /// Build nothing: deploy the published OCI chart and images, run the checks.
+    Ci(TestCiArgs),
+    /// Remove a kept test release (and the namespace stack created for it).
+    Clean(TestCleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Kubeconfig context (must be the cluster's own or an allowed one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Keep the test release even when every check passed.
+    #[arg(long)]
+    pub keep: bool,
+    /// Only run the checks, against the test release an earlier `--keep` run left deployed
+    /// (nothing built, confirmed or deployed; the release is kept).
+    #[arg(long)]
+    pub no_deploy: bool,
+    /// Checks running at once (default `test.jobs`, 4).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Deadline of the whole check run: `10m`, `90s` (default `test.timeoutSeconds`).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Diagnostics directory, emptied first (default `.stack/artifacts/test-<profile>/`).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Also write a JUnit XML report (one testsuite, one testcase per check).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestCiArgs {
+    #[command(flatten)]
+    pub common: TestArgs,
+    /// The published chart, `oci://REGISTRY/PATH/NAME` (default `test.ci.chart.reference`).
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// The chart version (default `test.ci.chart.version`).
+    #[arg(long)]
+    pub chart_version: Option<String>,
+    /// A published image for an image of stack.yaml: `NAME=REF` (repeatable).
+    #[arg(long = "image", value_name = "NAME=REF")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestCleanArgs {
+    /// The profile whose kept release to remove.
+    #[arg(value_enum)]
+    pub profile: crate::ops::test::ProfileName,
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,9 +13,13 @@ pub struct ImageConfig {
     /// Dockerfile path relative to the context. Default `Dockerfile`.
     #[serde(default)]
     pub dockerfile: Option<String>,
-    /// Build stage (`--target`).
+    /// Build stage (`--target`) for `stack build` and `stack up`.
     #[serde(default)]
     pub target: Option<String>,
+    /// The production stage `stack test local` builds. Default: the Dockerfile's last stage
+    /// (no `--target`), as a release build would.
+    #[serde(default)]
+    pub test: Option<String>,
     /// Platform, e.g. `linux/amd64`.
     #[serde(default)]
     pub platform: Option<String>,

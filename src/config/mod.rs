@@ -10,6 +10,7 @@ pub mod dotenv;
 pub mod images;
 pub mod live;
 pub mod promote;
+pub mod test;
 
 use crate::error::StackError;
 use crate::yaml::{self, Node, Origin, Pos, Value};
@@ -54,6 +55,9 @@ pub struct Config {
     /// `stack live …`: production targets (context, namespace, release, released chart).
     #[serde(default)]
     pub live: live::LiveConfig,
+    /// `stack test local|ci`: checks, profiles, the published chart and images, pull credentials.
+    #[serde(default)]
+    pub test: test::TestConfig,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             dev: dev::DevConfig::default(),
             promote: promote::PromoteConfig::default(),
             live: live::LiveConfig::default(),
+            test: test::TestConfig::default(),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! ```text
 //! <dir>/events.txt            every event of the namespace, oldest first
 //! <dir>/pods.txt, pods.json   the selector's pods: a table, and the full objects (a v1 List)
+//! <dir>/describe/<pod>.txt    per pod, what `kubectl describe pod` shows: conditions, container
+//!                             states (init first), restarts, the pod's events
 //! <dir>/deployments.json      the selector's Deployments (a v1 List)
 //! <dir>/logs/<pod>_<container>.log, .previous.log   the last 200 lines, current and previous instance
 //! <dir>/helm-status.json      `helm status -o json` (or helm-status.error.txt)
@@ -83,12 +85,16 @@ pub async fn collect(
     let selected = ListParams::default().labels(selector);
 
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let text = match events.list(&ListParams::default()).await {
-        Ok(list) => events_text(namespace, list.items),
+    let all_events = match events.list(&ListParams::default()).await {
+        Ok(list) => Ok(list.items),
         Err(e) => {
             out.gaps.push(format!("events: {}", api_message(&e)));
-            format!("no events: {}\n", api_message(&e))
+            Err(format!("no events: {}\n", api_message(&e)))
         }
+    };
+    let text = match &all_events {
+        Ok(items) => events_text(namespace, items.clone()),
+        Err(text) => text.clone(),
     };
     out.write("events.txt", text.as_bytes())?;
 
@@ -102,6 +108,14 @@ pub async fn collect(
     };
     out.write("pods.txt", pods_table(&pods).as_bytes())?;
     out.write("pods.json", &list_json("v1", &pods))?;
+    let no_events = Vec::new();
+    for pod in &pods {
+        let events = all_events.as_ref().unwrap_or(&no_events);
+        out.write(
+            PathBuf::from("describe").join(format!("{}.txt", pod.name_any())),
+            describe_pod(pod, events).as_bytes(),
+        )?;
+    }
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let items = match deployments.list(&selected).await {
@@ -172,6 +186,111 @@ pub async fn collect(
 }
 
 /// `TIME  TYPE  REASON  KIND/NAME  MESSAGE (xN)`, oldest first.
+/// What `kubectl describe pod` shows that matters for a failure: node, phase, conditions, each
+/// container's (init ones first) image, state, last state, readiness and restarts, and the pod's
+/// events oldest first.
+fn describe_pod(pod: &Pod, events: &[Event]) -> String {
+    use k8s_openapi::api::core::v1::ContainerState;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let mut s = format!(
+        "Name:       {}\nNamespace:  {}\nNode:       {}\nStatus:     {}{}\nIP:         {}\n",
+        pod.name_any(),
+        pod.namespace().unwrap_or_default(),
+        spec.node_name.as_deref().unwrap_or("<none>"),
+        status.phase.as_deref().unwrap_or("Unknown"),
+        status
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        status.pod_ip.as_deref().unwrap_or("<none>"),
+    );
+    s.push_str("Conditions:\n");
+    for c in status.conditions.iter().flatten() {
+        s.push_str(&format!(
+            "  {:<16} {:<6} {} {}\n",
+            c.type_,
+            c.status,
+            c.reason.as_deref().unwrap_or(""),
+            c.message.as_deref().unwrap_or("")
+        ));
+    }
+    let state = |st: Option<&ContainerState>| -> String {
+        match st {
+            Some(ContainerState {
+                waiting: Some(w), ..
+            }) => format!(
+                "Waiting ({}){}",
+                w.reason.as_deref().unwrap_or("-"),
+                w.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+            Some(ContainerState {
+                running: Some(r), ..
+            }) => format!(
+                "Running since {}",
+                r.started_at
+                    .as_ref()
+                    .map_or_else(|| "?".into(), |t| t.0.to_string())
+            ),
+            Some(ContainerState {
+                terminated: Some(t),
+                ..
+            }) => format!(
+                "Terminated ({}), exit code {}{}",
+                t.reason.as_deref().unwrap_or("-"),
+                t.exit_code,
+                t.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+            _ => "<none>".into(),
+        }
+    };
+    let statuses: Vec<_> = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .collect();
+    for (init, c) in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| (true, c))
+        .chain(spec.containers.iter().map(|c| (false, c)))
+    {
+        let st = statuses.iter().find(|st| st.name == c.name);
+        s.push_str(&format!(
+            "{} {}:\n  Image:       {}\n  State:       {}\n  Last State:  {}\n  Ready:       {}\n  Restarts:    {}\n",
+            if init { "Init container" } else { "Container" },
+            c.name,
+            c.image.as_deref().unwrap_or("<none>"),
+            state(st.and_then(|st| st.state.as_ref())),
+            state(st.and_then(|st| st.last_state.as_ref())),
+            st.is_some_and(|st| st.ready),
+            st.map_or(0, |st| st.restart_count),
+        ));
+    }
+    let mine: Vec<Event> = events
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(pod.name_any().as_str()))
+        .cloned()
+        .collect();
+    s.push_str(
+        &events_text(&pod.namespace().unwrap_or_default(), mine).replacen(
+            "# events in namespace",
+            "Events (namespace",
+            1,
+        ),
+    );
+    s
+}
+
 fn events_text(namespace: &str, mut events: Vec<Event>) -> String {
     events.sort_by_key(|e| (event_time(e), e.metadata.name.clone()));
     let mut s = format!(

@@ -6,7 +6,7 @@
 //! (never "the current context"); waiting uses watches, never polling; nothing here prints (progress
 //! goes through a callback, results come back as values).
 
-mod classify;
+pub(crate) mod classify;
 pub mod diagnostics;
 pub mod forward;
 pub mod logs;

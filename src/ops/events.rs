@@ -86,6 +86,13 @@ pub trait Sink: Send + Sync {
     fn emit(&self, event: Event);
 }
 
+/// A shared sink is a sink (the checks of `stack test` hold it across tasks).
+impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
+    fn emit(&self, event: Event) {
+        (**self).emit(event)
+    }
+}
+
 /// Drops every event (library callers that only want the report).
 pub struct Discard;
 

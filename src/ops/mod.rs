@@ -42,6 +42,12 @@ impl Report for up::Report {
     }
 }
 
+impl Report for test::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.passed())
+    }
+}
+
 impl Report for up::DownReport {
     fn outcome(&self) -> Outcome {
         Outcome::Clean
@@ -98,6 +104,13 @@ impl Report for live::RollbackReport {
     }
 }
 
+/// 1 when a workflow file differs from what stack would write and was left alone (no --force).
+impl Report for init::Report {
+    fn outcome(&self) -> Outcome {
+        findings_if(self.refused())
+    }
+}
+
 impl Report for doctor::Report {
     fn outcome(&self) -> Outcome {
         findings_if(self.has_problems())
@@ -108,9 +121,11 @@ pub mod build;
 pub mod cluster;
 pub mod doctor;
 pub mod events;
+pub mod init;
 pub mod live;
 pub mod plan;
 pub mod promote;
+pub mod test;
 pub mod up;
 pub mod validate;
 pub mod values;

@@ -140,3 +140,74 @@ pub fn vendor_dependencies(
             )
         })
 }
+
+/// `<path>.repository` / `<path>.tag` at each `images.<name>.values` path, for every
+/// `(image name, reference)` given: the generated values `up` and `test` pass to helm last.
+pub fn image_values(
+    project: &Project,
+    references: &[(String, String)],
+) -> Result<serde_json::Value, StackError> {
+    override_paths_disjoint(project)?;
+    let mut root = serde_json::Map::new();
+    for (name, reference) in references {
+        let Some(cfg) = project.config.images.get(name) else {
+            continue;
+        };
+        let Some((repository, tag)) = split_reference(reference) else {
+            continue;
+        };
+        for path in &cfg.values {
+            let mut node = &mut root;
+            for part in path.split('.') {
+                let entry = node
+                    .entry(part.to_owned())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                node = match entry {
+                    serde_json::Value::Object(m) => m,
+                    _ => unreachable!("override_paths_disjoint: no path runs through another"),
+                };
+            }
+            node.insert("repository".into(), repository.into());
+            node.insert("tag".into(), tag.into());
+        }
+    }
+    Ok(serde_json::Value::Object(root))
+}
+
+/// `repo:tag` → (`repo`, `tag`); a registry port (`host:5000/repo`) is not a tag.
+fn split_reference(reference: &str) -> Option<(&str, &str)> {
+    let (repository, tag) = reference.rsplit_once(':')?;
+    (!tag.contains('/')).then_some((repository, tag))
+}
+
+/// Each `images.<name>.values` path receives `{repository, tag}`: two paths where one is the
+/// other or lies below it (`image` and `image.tag`) would overwrite each other.
+pub fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
+    let all: Vec<(&String, Vec<&str>)> = project
+        .config
+        .images
+        .iter()
+        .flat_map(|(name, cfg)| {
+            cfg.values
+                .iter()
+                .map(move |p| (name, p.split('.').collect()))
+        })
+        .collect();
+    for (i, (a_img, a)) in all.iter().enumerate() {
+        for (b_img, b) in &all[i + 1..] {
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            if long.starts_with(short) {
+                return Err(StackError::config(
+                    Some(crate::config::file_origin(crate::config::FILE_NAME)),
+                    format!(
+                        "images.{a_img}.values `{}` and images.{b_img}.values `{}` overlap: each path receives {{repository, tag}}, so one would overwrite the other",
+                        a.join("."),
+                        b.join(".")
+                    ),
+                    "name the map that holds repository and tag (e.g. `backend-api.image`), once",
+                ));
+            }
+        }
+    }
+    Ok(())
+}

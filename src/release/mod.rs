@@ -117,6 +117,8 @@ pub struct Status {
     pub status: String,
     /// When the release was first installed: its identity across upgrades.
     pub first_deployed: String,
+    /// When the deployed revision was installed (RFC 3339, as helm prints it).
+    pub last_deployed: String,
 }
 
 /// One release on a target.
@@ -169,6 +171,10 @@ impl<'a> Release<'a> {
                 .unwrap_or_default()
                 .to_owned(),
             first_deployed: doc["info"]["first_deployed"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            last_deployed: doc["info"]["last_deployed"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -345,11 +351,11 @@ pub enum Rollout {
 impl Release<'_> {
     /// Watches the release's workloads (selector `app.kubernetes.io/instance=<release>`) until
     /// ready, emitting progress events; on a named failure or `timeout`, writes diagnostics
-    /// (events, pods, logs, `helm status`) under `.stack/diagnostics/<release>/` of `root`.
-    /// Every stage that deploys (up, preview, live) waits through this.
+    /// (events, pods, logs, `helm status`) into `diagnostics` (shown relative to the project
+    /// root). Every stage that deploys (up, test, preview, live) waits through this.
     pub fn wait(
         &self,
-        root: &Path,
+        diagnostics: &Path,
         timeout: std::time::Duration,
         sink: &dyn crate::ops::events::Sink,
     ) -> anyhow::Result<Rollout> {
@@ -368,7 +374,7 @@ impl Release<'_> {
                     seconds: start.elapsed().as_secs_f64(),
                 }),
                 crate::kube::wait::Readiness::Failed(failures) => {
-                    let dir = crate::state::State::new(root).diagnostics(release);
+                    let dir = diagnostics.to_path_buf();
                     let helm = crate::kube::diagnostics::HelmStatus {
                         runner: self.host.runner,
                         cmd: self.status_cmd(),
@@ -381,6 +387,7 @@ impl Release<'_> {
                         Some(&helm),
                     )
                     .await?;
+                    let root = &self.target.root;
                     let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
                     Ok(Rollout::Failed {
                         failures,

@@ -4,6 +4,9 @@
 pub mod build;
 pub mod cluster;
 pub mod events;
+pub mod github;
+pub mod init;
+pub mod junit;
 pub mod live;
 pub mod logs;
 pub mod promote;
@@ -199,38 +202,35 @@ pub fn validate_json(report: &Report) -> String {
     s
 }
 
-/// GitHub workflow commands: `::error file=…,line=…,col=…,title=…::message`.
+/// GitHub workflow commands (`::error file=…,line=…,col=…,title=…::message`, within GitHub's
+/// per-step limits: `github::annotations`), then the counts.
 pub fn validate_github(report: &Report) -> String {
-    let mut out = String::new();
-    for f in &report.findings {
-        let level = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "notice",
-        };
-        let mut props = Vec::new();
-        if let Some(l) = &f.location {
-            props.push(format!("file={}", gh_prop(&l.file)));
-            props.push(format!("line={}", l.pos.line));
-            props.push(format!("col={}", l.pos.col));
-        }
-        props.push(format!(
-            "title={}",
-            gh_prop(&format!("stack validate: {}", f.rule.name()))
-        ));
-        let mut msg = f.message.clone();
-        if !f.targets.is_empty() {
-            msg.push_str(&format!("\nin: {}", f.targets.join(", ")));
-        }
-        if let Some(h) = &f.hint {
-            msg.push_str(&format!("\nhint: {h}"));
-        }
-        out.push_str(&format!(
-            "::{level} {}::{}\n",
-            props.join(","),
-            gh_data(&msg)
-        ));
-    }
+    let list: Vec<github::Annotation> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut message = f.message.clone();
+            if !f.targets.is_empty() {
+                message.push_str(&format!("\nin: {}", f.targets.join(", ")));
+            }
+            if let Some(h) = &f.hint {
+                message.push_str(&format!("\nhint: {h}"));
+            }
+            github::Annotation {
+                level: match f.severity {
+                    Severity::Error => github::Level::Error,
+                    Severity::Warning => github::Level::Warning,
+                    Severity::Info => github::Level::Notice,
+                },
+                file: f.location.as_ref().map(|l| l.file.to_string()),
+                line: f.location.as_ref().map(|l| l.pos.line),
+                col: f.location.as_ref().map(|l| l.pos.col),
+                title: format!("stack validate: {}", f.rule.name()),
+                message,
+            }
+        })
+        .collect();
+    let mut out = github::annotations(&list);
     let (e, w, _) = counts(&report.findings);
     out.push_str(&format!(
         "stack validate envs: {}, {} in {}\n",
@@ -239,16 +239,6 @@ pub fn validate_github(report: &Report) -> String {
         plural(report.targets.len(), "target")
     ));
     out
-}
-
-fn gh_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-fn gh_prop(s: &str) -> String {
-    gh_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
 /// The markdown step summary (templates/validate-summary.md.j2).
@@ -269,20 +259,14 @@ pub fn validate_summary(report: &Report) -> String {
         .expect("summary renders")
 }
 
-/// Prints a report in the chosen format; for `github`, appends the summary to `$GITHUB_STEP_SUMMARY`.
+/// Prints a report in the chosen format; for `github`, appends the summary to `$GITHUB_STEP_SUMMARY`
+/// (within the step's 1 MiB: `github::append_step_summary`).
 pub fn print_validate(report: &Report, format: Format) -> std::io::Result<()> {
-    use std::io::Write;
     let text = match format {
         Format::Human | Format::Yaml => validate_human(report, use_color()),
         Format::Json => validate_json(report),
         Format::Github => {
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                f.write_all(validate_summary(report).as_bytes())?;
-            }
+            github::append_step_summary(&validate_summary(report))?;
             validate_github(report)
         }
     };
@@ -303,27 +287,26 @@ pub fn print_error(err: &anyhow::Error, format: Format) {
             );
         }
         Format::Github => {
-            let (props, msg) = match stack {
+            let (origin, msg) = match stack {
                 Some(StackError::Config {
                     origin: Some(o),
                     message,
                     ..
-                }) => (
-                    format!(
-                        " file={},line={},col={}",
-                        gh_prop(&o.file),
-                        o.pos.line,
-                        o.pos.col
-                    ),
-                    message.clone(),
-                ),
-                _ => (String::new(), err.to_string()),
+                }) => (Some(o), message.clone()),
+                _ => (None, err.to_string()),
             };
-            let msg = match hint {
+            let message = match hint {
                 Some(h) => format!("{msg}\nhint: {h}"),
                 None => msg,
             };
-            crate::outln!("::error{props}::{}", gh_data(&msg));
+            stdout(&github::annotations(&[github::Annotation {
+                level: github::Level::Error,
+                file: origin.map(|o| o.file.to_string()),
+                line: origin.map(|o| o.pos.line),
+                col: origin.map(|o| o.pos.col),
+                title: String::new(),
+                message,
+            }]));
         }
         Format::Human | Format::Yaml => {
             let st = Styles::new(use_color_stderr());

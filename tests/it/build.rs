@@ -389,6 +389,7 @@ fn kind_delivery_without_a_registry_uses_kind_load() {
     host.locate = |tool| Ok(std::path::PathBuf::from(tool.name()));
     host.docker_host = t.docker_host.clone();
     let opts = build::Options {
+        production: false,
         images: vec!["frontend".into()],
         deliver: true,
         dry_run: false,
@@ -427,7 +428,8 @@ fn a_context_of_the_project_root_never_sends_stack_state_or_env_files() {
     write(".stack/kubeconfig", "apiVersion: v1\n");
     write("sub/.env", "NOT_STACKS=1\n");
     let project = stack::config::Project::load(root).unwrap();
-    let planned = stack::ops::build::plan(&project, &[], &stack::tool::RealRunner, None).unwrap();
+    let planned =
+        stack::ops::build::plan(&project, &[], false, &stack::tool::RealRunner, None).unwrap();
     let files: Vec<&str> = planned[0]
         .context
         .entries

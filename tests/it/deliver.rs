@@ -137,6 +137,7 @@ fn kind_load_names_the_cluster_of_the_kind_config() {
     host.locate = |tool| Ok(std::path::PathBuf::from(tool.name()));
     host.docker_host = t.docker_host.clone();
     let opts = build::Options {
+        production: false,
         images: vec!["frontend".into()],
         deliver: true,
         ..Default::default()
@@ -167,6 +168,7 @@ fn kind_load_names_the_cluster_of_the_kind_config() {
     host.locate = |tool| Ok(std::path::PathBuf::from(tool.name()));
     host.docker_host = t.docker_host.clone();
     let opts = build::Options {
+        production: false,
         dry_run: true,
         ..opts
     };

@@ -10,6 +10,8 @@
 
 mod build;
 mod buildkit;
+mod checks_kube;
+mod checks_net;
 mod cli;
 mod cluster;
 mod conformance;
@@ -17,8 +19,11 @@ mod corpus;
 mod deliver;
 mod differential;
 mod forward;
+mod init;
+mod junit;
 mod kube;
 mod live;
+mod oci;
 mod parsers;
 mod promote;
 mod rig;
@@ -26,6 +31,7 @@ mod safety;
 mod schema_conformance;
 mod strvals;
 mod support;
+mod test_stage;
 mod tidy;
 mod up;
 mod validate;

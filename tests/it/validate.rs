@@ -133,6 +133,54 @@ fn broken_tree_github_output_and_summary() {
     );
 }
 
+/// GitHub shows 10 errors per step and drops the rest silently: past 10, the findings are plain
+/// log lines and one notice counts them; the step summary stays within the step's 1 MiB even when
+/// the step already wrote most of it.
+#[test]
+fn github_output_keeps_within_what_github_shows() {
+    let tmp = broken_tree();
+    append(
+        tmp.path(),
+        "envs/ci/broken.yaml",
+        "zzextra1: 1\nzzextra2: 2\nzzextra3: 3\nzzextra4: 4\nzzextra5: 5\n",
+    );
+    let summary = tmp.path().join("summary.md");
+    let earlier = "earlier output of this step\n".repeat(1024 * 1024 / 28 - 40);
+    std::fs::write(&summary, &earlier).unwrap();
+    let o = stack_env(
+        tmp.path(),
+        &["validate", "envs", "--format", "github"],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    let count = |p: &str| out.lines().filter(|l| l.starts_with(p)).count();
+    assert_eq!(count("::error "), 10, "{out}");
+    assert_eq!(count("::warning "), 1, "{out}");
+    assert_eq!(count("error: envs/"), 5, "{out}");
+    assert!(
+        out.contains("::notice title=More than GitHub annotates::5 more errors are listed in the log above and in the step summary"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("stack validate envs: 15 errors, 1 warning in 5 targets\n"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(written.len() <= 1024 * 1024, "{}", written.len());
+    assert!(written.starts_with(&earlier));
+    assert!(
+        written.contains("## stack validate envs — ❌ 15 errors, 1 warning"),
+        "{}",
+        &written[earlier.len()..]
+    );
+    assert!(
+        written.contains("> **Truncated:**"),
+        "{}",
+        &written[earlier.len()..]
+    );
+}
+
 #[test]
 fn each_finding_kind_points_at_the_line_to_edit() {
     let tmp = broken_tree();

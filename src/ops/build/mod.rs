@@ -33,6 +33,9 @@ pub struct Options {
     pub dry_run: bool,
     /// `--context` of `stack up`: delivery resolves the cluster as `stack cluster up` does.
     pub context: Option<String>,
+    /// Build each image's production stage (`images.<name>.test`, default the last stage):
+    /// `stack test local`.
+    pub production: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +67,22 @@ pub struct ImageResult {
     pub files: usize,
 }
 
+/// `(image name, reference)` of each image where the cluster pulls it from: the registry
+/// reference it was delivered as, else the local reference (`kind load` / `k3d import`).
+pub fn delivered_references(images: &[ImageResult]) -> Vec<(String, String)> {
+    images
+        .iter()
+        .map(|img| {
+            let reference = img
+                .delivered
+                .clone()
+                .filter(|d| !d.contains(' '))
+                .unwrap_or_else(|| img.reference.clone());
+            (img.name.clone(), reference)
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub images: Vec<ImageResult>,
@@ -86,7 +105,13 @@ pub fn run(
     sink: &dyn Sink,
 ) -> Result<Report, StackError> {
     let git = host.tool(Tool::Git).ok();
-    let planned = plan(project, &opts.images, host.runner, git.as_deref())?;
+    let planned = plan(
+        project,
+        &opts.images,
+        opts.production,
+        host.runner,
+        git.as_deref(),
+    )?;
     let docker = crate::rt::until_cancelled(
         "connecting to Docker",
         Docker::connect(host.docker_endpoint()?),

@@ -44,9 +44,12 @@ pub fn stages(dockerfile: &str) -> Vec<String> {
         .collect()
 }
 
+/// `production`: build each image's `test` stage (default the Dockerfile's last stage) instead
+/// of its dev `target` — what `stack test local` deploys.
 pub fn plan(
     project: &Project,
     names: &[String],
+    production: bool,
     runner: &dyn Runner,
     git_bin: Option<&Path>,
 ) -> Result<Vec<Planned>, StackError> {
@@ -95,13 +98,18 @@ pub fn plan(
                 "create it, or set `images.<name>.dockerfile` to its path inside the context",
             )
         })?;
-        if let Some(target) = &cfg.target {
+        let (target_key, target) = if production {
+            ("test", cfg.test.clone())
+        } else {
+            ("target", cfg.target.clone())
+        };
+        if let Some(target) = &target {
             let declared = stages(&dockerfile_text);
             if !declared.contains(&target.to_lowercase()) {
                 return Err(StackError::config(
                     None,
                     format!(
-                        "images.{name}.target: stage `{target}` is not in {}/{dockerfile_rel}",
+                        "images.{name}.{target_key}: stage `{target}` is not in {}/{dockerfile_rel}",
                         cfg.context
                     ),
                     if declared.is_empty() {
@@ -150,7 +158,7 @@ pub fn plan(
             "stack-build-v1",
             &ctx_digest,
             &dockerfile_rel,
-            cfg.target.as_deref().unwrap_or(""),
+            target.as_deref().unwrap_or(""),
             cfg.platform.as_deref().unwrap_or(""),
             &hashed_args.join("\0"),
             &cfg.ignore.join("\0"),
@@ -168,7 +176,7 @@ pub fn plan(
             context: ctx,
             context_display: cfg.context.clone(),
             dockerfile_rel,
-            target: cfg.target.clone(),
+            target,
             platform: cfg.platform.clone(),
             build_args,
             reference: format!("{repository}:{}", &hash[..16]),

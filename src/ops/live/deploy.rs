@@ -196,7 +196,11 @@ pub fn deploy(
     };
     let result = match upgraded {
         Ok(None) => DeployResult::WouldDeploy,
-        Ok(Some(_)) => match rel.wait(&project.root, t.timeout, sink)? {
+        Ok(Some(_)) => match rel.wait(
+            &crate::state::State::new(&project.root).diagnostics(&rel.name),
+            t.timeout,
+            sink,
+        )? {
             Rollout::Ready { seconds } => DeployResult::Deployed {
                 revision: rel.status().map(|s| s.revision).unwrap_or_default(),
                 seconds,

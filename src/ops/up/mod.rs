@@ -79,7 +79,7 @@ pub fn up(
     // The env's values must be valid before anything is created or deployed (same checks as
     // validate, judged on the dev env's own files): a values typo costs milliseconds, not a cluster.
     let env = crate::envs::dev(project)?;
-    override_paths_disjoint(project)?;
+    chart::override_paths_disjoint(project)?;
     if let Some(d) = &project.config.dev.dotenv {
         d.target(&project.project_name())?;
     }
@@ -136,6 +136,7 @@ pub fn up(
     let built = build::run(
         project,
         &build::Options {
+            production: false,
             images: Vec::new(),
             deliver: true,
             dry_run: opts.dry_run,
@@ -211,7 +212,11 @@ pub fn up(
     let rollout = if opts.dry_run {
         Rollout::NotWaited
     } else {
-        rel.wait(&project.root, ROLLOUT_TIMEOUT, sink)?
+        rel.wait(
+            &crate::state::State::new(&project.root).diagnostics(&release),
+            ROLLOUT_TIMEOUT,
+            sink,
+        )?
     };
     Ok(Report {
         context: target.context,
@@ -246,68 +251,7 @@ fn image_overrides(
     project: &Project,
     images: &[build::ImageResult],
 ) -> Result<serde_json::Value, StackError> {
-    override_paths_disjoint(project)?;
-    let mut root = serde_json::Map::new();
-    for img in images {
-        let Some(cfg) = project.config.images.get(&img.name) else {
-            continue;
-        };
-        let reference = img
-            .delivered
-            .clone()
-            .filter(|d| !d.contains(' '))
-            .unwrap_or_else(|| img.reference.clone());
-        let Some((repository, tag)) = reference.rsplit_once(':') else {
-            continue;
-        };
-        for path in &cfg.values {
-            let mut node = &mut root;
-            for part in path.split('.') {
-                let entry = node
-                    .entry(part.to_owned())
-                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
-                node = match entry {
-                    serde_json::Value::Object(m) => m,
-                    _ => unreachable!("override_paths_disjoint: no path runs through another"),
-                };
-            }
-            node.insert("repository".into(), repository.into());
-            node.insert("tag".into(), tag.into());
-        }
-    }
-    Ok(serde_json::Value::Object(root))
-}
-
-/// Each `images.<name>.values` path receives `{repository, tag}`: two paths where one is the
-/// other or lies below it (`image` and `image.tag`) would overwrite each other.
-fn override_paths_disjoint(project: &Project) -> Result<(), StackError> {
-    let all: Vec<(&String, Vec<&str>)> = project
-        .config
-        .images
-        .iter()
-        .flat_map(|(name, cfg)| {
-            cfg.values
-                .iter()
-                .map(move |p| (name, p.split('.').collect()))
-        })
-        .collect();
-    for (i, (a_img, a)) in all.iter().enumerate() {
-        for (b_img, b) in &all[i + 1..] {
-            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-            if long.starts_with(short) {
-                return Err(StackError::config(
-                    Some(crate::config::file_origin(crate::config::FILE_NAME)),
-                    format!(
-                        "images.{a_img}.values `{}` and images.{b_img}.values `{}` overlap: each path receives {{repository, tag}}, so one would overwrite the other",
-                        a.join("."),
-                        b.join(".")
-                    ),
-                    "name the map that holds repository and tag (e.g. `backend-api.image`), once",
-                ));
-            }
-        }
-    }
-    Ok(())
+    chart::image_values(project, &build::delivered_references(images))
 }
 
 /// What `stack down` did: the release, and the cluster when asked to remove it too.

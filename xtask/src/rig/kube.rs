@@ -37,6 +37,66 @@ const KWOK_STAGES: &[&str] = &[
     "pod/fast/pod-delete.yaml",
 ];
 
+/// The rig's own stage (`rig/kwok-stages/pod-exit-code.yaml`): a Running pod annotated
+/// `stack.dev/kwok-exit-code: "<n>"` ends as if its containers exited `<n>` — phase Succeeded for 0,
+/// else Failed, each container `terminated` with that exit code. Its weight makes kwok choose it
+/// over pod-complete (weight 0) for such pods, Job-owned or not.
+const EXIT_CODE_ANNOTATION: &str = "stack.dev/kwok-exit-code";
+const STACK_STAGES: &[(&str, &str)] = &[(
+    "pod-exit-code.yaml",
+    r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: stack-pod-exit-code
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.annotations["ANNOTATION"]'
+      operator: 'Exists'
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+  weight: 10000
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "ANNOTATION" }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: PodCompleted
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: PodCompleted
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+"#,
+)];
+
 pub fn daemons(rig: &Rig) -> [Daemon; 5] {
     [
         "etcd",
@@ -203,6 +263,13 @@ pub fn up(rig: &Rig, pki: &Pki) -> Result<()> {
                 "--config={}",
                 kwok_src.join("kustomize/stage").join(stage).display()
             ));
+        }
+        let stages = rig.state.join("kwok-stages");
+        std::fs::create_dir_all(&stages)?;
+        for (file, text) in STACK_STAGES {
+            let path = stages.join(file);
+            std::fs::write(&path, text.replace("ANNOTATION", EXIT_CODE_ANNOTATION))?;
+            cmd.arg(format!("--config={}", path.display()));
         }
         // Keep `~/.kwok/kwok.yaml` (a developer's own kwok settings) out of the rig.
         cmd.env("HOME", rig.state.join("kwok-home"));
