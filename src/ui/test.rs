@@ -23,6 +23,9 @@ pub fn check_line(o: &Outcome, color: bool) -> String {
 use crate::ops::test::{CleanReport, Cleanup, Report, RunStatus};
 use crate::ui::Format;
 
+/// Lines of a check's evidence an annotation carries.
+const ANNOTATION_LINES: usize = 20;
+
 /// Lines of a check's evidence shown under it (the whole of it is in JSON and the artifacts).
 const DETAIL_LINES: usize = 40;
 
@@ -180,10 +183,20 @@ fn annotations(r: &Report) -> Vec<crate::ui::github::Annotation> {
             line: Some(o.origin.pos.line),
             col: Some(o.origin.pos.col),
             title: format!("check {} {}", o.name, o.status.as_str()),
+            // The evidence's first lines: GitHub shows an annotation's start; the rest is in the
+            // log, the step summary and the diagnostics.
             message: if o.detail.is_empty() {
                 o.message.clone()
             } else {
-                format!("{}\n{}", o.message, o.detail)
+                let lines: Vec<&str> = o.detail.lines().collect();
+                let more = lines.len().saturating_sub(ANNOTATION_LINES);
+                let mut m = format!("{}\n{}", o.message, lines[..lines.len() - more].join("\n"));
+                if more > 0 {
+                    m.push_str(&format!(
+                        "\n… {more} more lines in the log and the step summary"
+                    ));
+                }
+                m
             },
         })
         .collect();
