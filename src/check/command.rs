@@ -73,6 +73,10 @@ async fn run_masked(
         Some((cut, _)) => format!("{}…", &shown[..cut]),
         None => shown,
     };
+    // Dropped when the run gives up on this check (its deadline): the process is killed then.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _kill_when_dropped = stop.clone().drop_guard();
+    let cmd = cmd.cancel_on(stop);
     let ran = tokio::task::spawn_blocking(move || {
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL);
         let result = RealRunner.stream(&cmd, &mut |line| {

@@ -502,3 +502,150 @@ fn outcome(check: &Check, f: Finished, seconds: f64) -> Outcome {
         origin: check.origin.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::events::Collect;
+    use std::sync::Arc;
+
+    /// A `command` check (no cluster needed) named `name` running `sh -c script`.
+    fn check(name: &str, script: &str, needs: &[&str], timeout: Duration) -> Check {
+        let spec: CheckSpec = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "needs": needs,
+            "command": { "run": ["sh", "-c", script] },
+        }))
+        .unwrap();
+        Check {
+            spec,
+            kind: "command",
+            origin: crate::config::file_origin("checks.yaml"),
+            timeout,
+        }
+    }
+
+    fn run(checks: &[Check], jobs: usize, overall: Duration) -> (Vec<Outcome>, Vec<Event>) {
+        let events = Arc::new(Collect::default());
+        let outcomes = crate::rt::block_on(async {
+            // Never contacted: command checks need no cluster.
+            let config = ::kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+            let client = ::kube::Client::try_from(config).unwrap();
+            let ctx = Ctx::new(client, "ns", "rel", std::env::temp_dir(), events.clone());
+            run_all(checks, &ctx, jobs, overall).await
+        });
+        (outcomes, events.events())
+    }
+
+    fn started(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CheckStarted { name, .. } => Some(format!("start {name}")),
+                Event::CheckFinished(o) => Some(format!("end {}", o.name)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn needs_are_respected_and_a_failed_need_skips_its_dependents_in_declaration_order() {
+        let t = Duration::from_secs(10);
+        let checks = [
+            check("fails", "exit 1", &[], t),
+            check("after-fail", "true", &["fails"], t),
+            check("passes", "true", &[], t),
+            check("after-pass", "true", &["passes"], t),
+            check("after-skip", "true", &["after-fail"], t),
+        ];
+        let (outcomes, events) = run(&checks, 4, Duration::from_secs(30));
+        let got: Vec<(&str, Status)> = outcomes
+            .iter()
+            .map(|o| (o.name.as_str(), o.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("fails", Status::Failed),
+                ("after-fail", Status::Skipped),
+                ("passes", Status::Passed),
+                ("after-pass", Status::Passed),
+                ("after-skip", Status::Skipped),
+            ]
+        );
+        assert_eq!(outcomes[1].message, "needs `fails`, which failed");
+        assert_eq!(outcomes[4].message, "needs `after-fail`, which skipped");
+        let order = started(&events);
+        let pos = |s: &str| order.iter().position(|e| e == s).unwrap();
+        assert!(pos("end passes") < pos("start after-pass"), "{order:?}");
+    }
+
+    #[test]
+    fn at_most_jobs_checks_run_at_once() {
+        let t = Duration::from_secs(10);
+        let checks: Vec<Check> = (0..5)
+            .map(|i| check(&format!("c{i}"), "sleep 0.2", &[], t))
+            .collect();
+        let (outcomes, events) = run(&checks, 2, Duration::from_secs(30));
+        assert!(outcomes.iter().all(|o| o.status == Status::Passed));
+        let mut running = 0usize;
+        let mut most = 0usize;
+        for e in started(&events) {
+            running = if e.starts_with("start") {
+                running + 1
+            } else {
+                running - 1
+            };
+            most = most.max(running);
+        }
+        assert_eq!(most, 2, "{:?}", started(&events));
+    }
+
+    #[test]
+    fn the_runs_deadline_times_out_what_runs_and_skips_what_never_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let checks = [
+            check("slow", &script, &[], Duration::from_secs(60)),
+            check("waits", "true", &["slow"], Duration::from_secs(60)),
+        ];
+        let (outcomes, _) = run(&checks, 4, Duration::from_millis(500));
+        assert_eq!(outcomes[0].status, Status::TimedOut);
+        assert_eq!(outcomes[1].status, Status::Skipped);
+        assert!(
+            outcomes[0].message.contains("the run's timeout"),
+            "{}",
+            outcomes[0].message
+        );
+        // The process the run gave up on is killed, not left running until its own timeout.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        let gone = (0..40).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            !proc_dir.exists()
+                || std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "the command outlived the run");
+    }
+
+    #[test]
+    fn a_check_past_its_own_timeout_times_out_and_a_missing_program_is_an_error() {
+        let checks = [
+            check("slow", "sleep 5", &[], Duration::from_millis(300)),
+            Check {
+                spec: serde_json::from_value(serde_json::json!({
+                    "name": "missing",
+                    "command": { "run": ["stack-no-such-program"] },
+                }))
+                .unwrap(),
+                kind: "command",
+                origin: crate::config::file_origin("checks.yaml"),
+                timeout: Duration::from_secs(5),
+            },
+        ];
+        let (outcomes, _) = run(&checks, 4, Duration::from_secs(30));
+        assert_eq!(outcomes[0].status, Status::TimedOut, "{:?}", outcomes[0]);
+        assert_eq!(outcomes[1].status, Status::Error, "{:?}", outcomes[1]);
+    }
+}

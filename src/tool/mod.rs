@@ -52,7 +52,23 @@ pub struct Cmd {
     pub stdin: Option<Arg>,
     /// Killed (and reported as timed out) when still running after this long.
     pub timeout: Option<Duration>,
+    /// Killed (and reported as cancelled) when this is cancelled, besides the process's own
+    /// cancellation: a caller that gives up on the command (a check past the run's deadline).
+    pub cancel: Option<CancelOn>,
 }
+
+/// A cancellation token a command also stops on. Not part of what a command is: two commands
+/// that differ only in it are equal.
+#[derive(Clone, Debug)]
+pub struct CancelOn(pub tokio_util::sync::CancellationToken);
+
+impl PartialEq for CancelOn {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CancelOn {}
 
 impl Cmd {
     pub fn new(program: impl Into<PathBuf>) -> Self {
@@ -63,7 +79,14 @@ impl Cmd {
             env: Vec::new(),
             stdin: None,
             timeout: None,
+            cancel: None,
         }
+    }
+
+    /// Also stop (as cancelled) when `token` is cancelled.
+    pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = Some(CancelOn(token));
+        self
     }
 
     pub fn timeout(mut self, after: Duration) -> Self {
@@ -336,7 +359,8 @@ impl RealRunner {
                     exited_at = Some(std::time::Instant::now());
                     continue;
                 }
-                let stop = if token.is_cancelled() {
+                let given_up = cmd.cancel.as_ref().is_some_and(|c| c.0.is_cancelled());
+                let stop = if token.is_cancelled() || given_up {
                     Some(RunError::Cancelled {
                         tool: cmd.tool_name(),
                         cmd: cmd.to_string(),

@@ -945,3 +945,42 @@ fn test_failing_checks_of_every_kind_report_evidence_diagnostics_and_junit() {
     );
     let _ = p.stack(&["test", "clean", "ci"]);
 }
+
+#[test]
+fn inside_github_actions_test_and_validate_speak_workflow_commands_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    for item in ["stack.yaml", "charts", "envs", "demo"] {
+        support::copy(&support::project_root().join(item), &dir.path().join(item));
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::stack_bin())
+            .current_dir(dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // `test ci` without a chart: a usage error, as a workflow command.
+    let o = run(&["test", "ci"]);
+    assert_eq!(o.status.code(), Some(2));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(all.contains("::error"), "{all}");
+    assert!(all.contains("deploys the published chart"), "{all}");
+    // An explicit --format wins.
+    let o = run(&["test", "ci", "--format", "human"]);
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(!all.contains("::error"), "{all}");
+    // Other commands keep their human output.
+    let o = run(&["values", "local/dev"]);
+    assert!(o.status.success());
+    assert!(!text(&o.stdout).contains("::"), "{}", text(&o.stdout));
+    // validate too: its GitHub rendering (a one-line count), not the human one.
+    let o = run(&["validate", "envs"]);
+    assert!(o.status.success());
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "stack validate envs: 0 errors, 0 warnings in 4 targets"
+    );
+}

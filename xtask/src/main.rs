@@ -34,7 +34,7 @@ fn main() -> Result<()> {
         Some("fuzz-values") => fuzz::run(rest),
         Some("fuzz-parsers") => fuzz::parsers(rest),
         _ => bail!(
-            "usage: cargo xtask <setup|env|ci|bench validate [--sizes 10,100,1000]|fuzz-values [--cases N] [--seed S]|fuzz-parsers [--cases N] [--seed S]>\n\
+            "usage: cargo xtask <setup|env|ci|bench validate|build|up|test|fuzz-values [--cases N] [--seed S]|fuzz-parsers [--cases N] [--seed S]>\n\
              see xtask/src/main.rs for what each task does"
         ),
     }
