@@ -240,6 +240,27 @@ fn run(cli: Cli, format: ui::Format) -> anyhow::Result<Outcome> {
                     ui::live::print_diff(&report, format);
                     Ok(report.outcome())
                 }
+                Live::Verify(args) => {
+                    let opts = ops::live::VerifyOptions {
+                        target: args.target,
+                        host: args.host,
+                        jobs: args.jobs,
+                        timeout: args.timeout.as_deref().map(parse_timeout).transpose()?,
+                    };
+                    let sink: std::sync::Arc<dyn stack::ops::events::Sink> = view.clone();
+                    let report = ops::live::verify(&project, &host, &opts, sink)?;
+                    if let Some(path) = &args.junit {
+                        ui::test::write_checks_junit(
+                            path,
+                            &format!("stack live verify {}", report.target),
+                            &report.checks,
+                            None,
+                            report.seconds,
+                        )?;
+                    }
+                    ui::live::print_verify(&report, format);
+                    Ok(report.outcome())
+                }
                 Live::History(args) => {
                     let report = ops::live::history(&project, &host, &args.target)?;
                     ui::live::print_history(&report, format);
@@ -384,17 +405,7 @@ fn test_options(
     profile: ops::test::ProfileName,
     args: &stack::cli::TestArgs,
 ) -> Result<ops::test::Options, StackError> {
-    let timeout = args
-        .timeout
-        .as_ref()
-        .map(|t| {
-            stack::check::load::parse_duration(&stack::check::spec::DurationSpec::Text(t.clone()))
-                .map_err(|m| StackError::Usage {
-                    message: format!("--timeout: {m}"),
-                    hint: Some("e.g. --timeout 10m".into()),
-                })
-        })
-        .transpose()?;
+    let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
     Ok(ops::test::Options {
         profile,
         context: args.context.clone(),
@@ -405,4 +416,13 @@ fn test_options(
         artifacts: args.artifacts.clone(),
         ..Default::default()
     })
+}
+
+/// `--timeout 10m`.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, StackError> {
+    stack::check::load::parse_duration(&stack::check::spec::DurationSpec::Text(text.to_owned()))
+        .map_err(|m| StackError::Usage {
+            message: format!("--timeout: {m}"),
+            hint: Some("e.g. --timeout 10m".into()),
+        })
 }

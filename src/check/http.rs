@@ -53,6 +53,14 @@ async fn prepare(spec: &HttpSpec, ctx: &Ctx) -> Result<(String, Request, Vec<(u1
     };
     let url = if let Some(url) = &spec.url {
         ctx.render(url)?
+    } else if let Some(base) = &ctx.base_url {
+        // `stack live verify`: the public address instead of a port-forward.
+        let base = base.trim_end_matches('/');
+        if spec.websocket {
+            format!("{}{path}", super::ws_of(base))
+        } else {
+            format!("{base}{path}")
+        }
     } else if let Some(name) = &spec.forward {
         let port = ctx.forwards.get(name).ok_or_else(|| {
             let known: Vec<&str> = ctx.forwards.keys().map(String::as_str).collect();

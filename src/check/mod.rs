@@ -200,6 +200,10 @@ pub struct Ctx {
     /// Ended when the run ends: every forward a check opened stops.
     pub shutdown: CancellationToken,
     pub sink: std::sync::Arc<dyn Sink>,
+    /// `stack live verify`: where the checks' forwards point instead (`https://<host>`): an
+    /// `http` check naming a forward, Service or Deployment requests `<base_url><path>`, and
+    /// `forwards.<name>.url` / `.ws` render as it. No port-forward is opened.
+    pub base_url: Option<String>,
     /// Ad-hoc forwards (`http: {service, port}`), shared by every check naming the same one.
     opened: Mutex<BTreeMap<String, u16>>,
 }
@@ -222,6 +226,7 @@ impl Ctx {
             secrets: Vec::new(),
             shutdown: CancellationToken::new(),
             sink,
+            base_url: None,
             opened: Mutex::new(BTreeMap::new()),
         }
     }
@@ -242,14 +247,19 @@ impl Ctx {
             .forwards
             .iter()
             .map(|(name, port)| {
-                (
-                    name.clone(),
-                    serde_json::json!({
+                let value = match &self.base_url {
+                    Some(base) => serde_json::json!({
+                        "url": base,
+                        "ws": ws_of(base),
+                        "port": port,
+                    }),
+                    None => serde_json::json!({
                         "url": format!("http://127.0.0.1:{port}"),
                         "ws": format!("ws://127.0.0.1:{port}"),
                         "port": port,
                     }),
-                )
+                };
+                (name.clone(), value)
             })
             .collect();
         let env: serde_json::Map<String, serde_json::Value> = std::env::vars()
@@ -290,6 +300,17 @@ impl Ctx {
             .expect("forwards lock")
             .insert(key, local);
         Ok(local)
+    }
+}
+
+/// `https://h` → `wss://h`, `http://h` → `ws://h`.
+pub fn ws_of(base: &str) -> String {
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
     }
 }
 

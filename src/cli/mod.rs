@@ -175,6 +175,27 @@ pub enum Live {
     Rollback(LiveRollbackArgs),
     /// A release stuck in `pending-*` (helm interrupted): roll it back to the newest good revision.
     Recover(LiveRecoverArgs),
+    /// Run the checks marked `live: true` against the deployed target (`https://<host>`, no
+    /// port-forwards) and record the result for `stack promote`. Exit 0 passed, 1 a check failed.
+    Verify(LiveVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LiveVerifyArgs {
+    /// The live env target (`live/acme-shop`, or its last part when unique).
+    pub target: String,
+    /// The public host or base URL (default: the target's `baseUrl`, else `https://` + `host`).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Checks running at once (default `test.jobs`).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Deadline of the whole check run: `10m`, `90s` (default `test.timeoutSeconds`).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Also write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

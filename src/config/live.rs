@@ -31,6 +31,11 @@ pub struct LiveConfig {
     /// (and only then). Default 3.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The public host of a target (template; variables: project, type, name), e.g.
+    /// `{{ name }}.shop.example`: `stack live verify` runs the checks marked `live` against
+    /// `https://<host>`.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Per env target (`live/acme-shop`): its context and overrides.
     #[serde(default)]
     pub targets: BTreeMap<String, LiveTarget>,
@@ -45,6 +50,7 @@ impl Default for LiveConfig {
             chart: None,
             timeout_seconds: default_timeout(),
             retries: default_retries(),
+            host: None,
             targets: BTreeMap::new(),
         }
     }
@@ -66,6 +72,13 @@ pub struct LiveTarget {
     pub release: Option<String>,
     #[serde(default)]
     pub chart: Option<LiveChart>,
+    /// The public host (template, as `live.host`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Where `stack live verify` sends requests instead of `https://<host>` (e.g. an internal
+    /// address, or `http://…` behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -42,6 +42,12 @@ impl Report for up::Report {
     }
 }
 
+impl Report for live::VerifyReport {
+    fn outcome(&self) -> Outcome {
+        findings_if(!self.passed)
+    }
+}
+
 impl Report for test::Report {
     fn outcome(&self) -> Outcome {
         findings_if(!self.passed())

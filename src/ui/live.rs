@@ -226,3 +226,37 @@ pub fn print_recover(r: &RecoverReport, format: Format) {
         RecoverReport::Recovered(back) => print_rollback(back, format),
     }
 }
+
+/// `stack live verify`: a line per failing check with its evidence, the verdict, the record.
+pub fn print_verify(r: &crate::ops::live::VerifyReport, format: Format) {
+    if format == Format::Json {
+        return json(r);
+    }
+    let color = format == Format::Human && crate::ui::use_color();
+    let passed = r
+        .checks
+        .iter()
+        .filter(|c| c.status == crate::check::Status::Passed)
+        .count();
+    let verdict = format!(
+        "stack live verify {}: {} — {passed}/{} checks passed against {} (release {} revision {}, context {})",
+        r.target,
+        if r.passed { "PASSED" } else { "FAILED" },
+        r.checks.len(),
+        r.base_url,
+        r.release,
+        r.revision,
+        r.context
+    );
+    crate::ui::stdout(&crate::ui::test::failures(&r.checks, color));
+    crate::outln!("recorded in {} (what `stack promote` requires)", r.record);
+    crate::outln!("{verdict}");
+    if format == Format::Github {
+        crate::ui::stdout(&crate::ui::github::annotations(
+            &crate::ui::test::check_annotations(&r.checks),
+        ));
+        let _ = crate::ui::github::append_step_summary(&crate::ui::test::checks_summary(
+            &verdict, &r.checks,
+        ));
+    }
+}

@@ -123,27 +123,11 @@ pub fn human(r: &Report, color: bool) -> String {
             ));
         }
     }
-    for o in r
-        .checks
-        .iter()
-        .filter(|o| o.status != crate::check::Status::Passed)
-    {
-        line(format!(
-            "{}  (defined at {})",
-            check_line(o, color),
-            o.definition
-        ));
-        let detail: Vec<&str> = o.detail.lines().collect();
-        for l in detail.iter().take(DETAIL_LINES) {
-            line(format!("    {l}"));
-        }
-        if detail.len() > DETAIL_LINES {
-            line(format!(
-                "    … {} more lines (--format json, or checks.json in the diagnostics)",
-                detail.len() - DETAIL_LINES
-            ));
-        }
-    }
+    out.push_str(&failures(&r.checks, color));
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
     if let Some(d) = &r.diagnostics {
         line(format!("diagnostics: {}/ ({})", d.dir, d.files.join(", ")));
     }
@@ -168,38 +152,7 @@ pub fn human(r: &Report, color: bool) -> String {
 /// One annotation per failing check, at its definition; the run's own failure without a check.
 fn annotations(r: &Report) -> Vec<crate::ui::github::Annotation> {
     use crate::ui::github::{Annotation, Level};
-    let mut out: Vec<Annotation> = r
-        .checks
-        .iter()
-        .filter(|o| {
-            !matches!(
-                o.status,
-                crate::check::Status::Passed | crate::check::Status::Skipped
-            )
-        })
-        .map(|o| Annotation {
-            level: Level::Error,
-            file: Some(o.origin.file.to_string()),
-            line: Some(o.origin.pos.line),
-            col: Some(o.origin.pos.col),
-            title: format!("check {} {}", o.name, o.status.as_str()),
-            // The evidence's first lines: GitHub shows an annotation's start; the rest is in the
-            // log, the step summary and the diagnostics.
-            message: if o.detail.is_empty() {
-                o.message.clone()
-            } else {
-                let lines: Vec<&str> = o.detail.lines().collect();
-                let more = lines.len().saturating_sub(ANNOTATION_LINES);
-                let mut m = format!("{}\n{}", o.message, lines[..lines.len() - more].join("\n"));
-                if more > 0 {
-                    m.push_str(&format!(
-                        "\n… {more} more lines in the log and the step summary"
-                    ));
-                }
-                m
-            },
-        })
-        .collect();
+    let mut out = check_annotations(&r.checks);
     if r.checks.is_empty() && r.status != RunStatus::Passed {
         out.push(Annotation {
             level: Level::Error,
@@ -215,9 +168,108 @@ fn annotations(r: &Report) -> Vec<crate::ui::github::Annotation> {
 
 /// The step summary: the verdict, a table of checks, each failure's evidence.
 fn summary(r: &Report) -> String {
-    let mut md = format!("### {}\n\n| check | kind | verdict | time | defined at |\n| --- | --- | --- | --- | --- |\n", status_line(r));
+    checks_summary(&status_line(r), &r.checks)
+}
+
+/// `--junit FILE`: one testsuite for this profile, one testcase per check.
+pub fn write_junit(path: &std::path::Path, r: &Report) -> Result<(), crate::error::StackError> {
+    write_checks_junit(
+        path,
+        &format!("stack test {}", r.profile.as_str()),
+        &r.checks,
+        r.diagnostics.as_ref().map(|d| d.dir.clone()),
+        r.seconds,
+    )
+}
+
+/// One testsuite named `name`, one testcase per check (`stack test`, `stack live verify`).
+pub fn write_checks_junit(
+    path: &std::path::Path,
+    name: &str,
+    checks: &[Outcome],
+    diagnostics: Option<String>,
+    seconds: f64,
+) -> Result<(), crate::error::StackError> {
+    let suite = crate::ui::junit::Suite {
+        name: name.to_owned(),
+        outcomes: checks,
+        diagnostics,
+        timestamp: crate::image::git::utc_now(),
+        hostname: None,
+        seconds: Some(seconds),
+    };
+    crate::state::write_file(path, &crate::ui::junit::junit(&[suite]))
+}
+
+/// Each check that did not pass, with its definition and the first lines of its evidence.
+pub fn failures(checks: &[Outcome], color: bool) -> String {
+    let mut out = String::new();
+    for o in checks
+        .iter()
+        .filter(|o| o.status != crate::check::Status::Passed)
+    {
+        out.push_str(&format!(
+            "{}  (defined at {})\n",
+            check_line(o, color),
+            o.definition
+        ));
+        let detail: Vec<&str> = o.detail.lines().collect();
+        for l in detail.iter().take(DETAIL_LINES) {
+            out.push_str(&format!("    {l}\n"));
+        }
+        if detail.len() > DETAIL_LINES {
+            out.push_str(&format!(
+                "    … {} more lines (--format json, or checks.json in the diagnostics)\n",
+                detail.len() - DETAIL_LINES
+            ));
+        }
+    }
+    out
+}
+
+/// One annotation per failed, timed-out or errored check, at its definition, with the first
+/// lines of its evidence (GitHub shows an annotation's start; the rest is in the log and the
+/// step summary).
+pub fn check_annotations(checks: &[Outcome]) -> Vec<crate::ui::github::Annotation> {
+    use crate::ui::github::{Annotation, Level};
+    checks
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o.status,
+                crate::check::Status::Passed | crate::check::Status::Skipped
+            )
+        })
+        .map(|o| Annotation {
+            level: Level::Error,
+            file: Some(o.origin.file.to_string()),
+            line: Some(o.origin.pos.line),
+            col: Some(o.origin.pos.col),
+            title: format!("check {} {}", o.name, o.status.as_str()),
+            message: if o.detail.is_empty() {
+                o.message.clone()
+            } else {
+                let lines: Vec<&str> = o.detail.lines().collect();
+                let more = lines.len().saturating_sub(ANNOTATION_LINES);
+                let mut m = format!("{}\n{}", o.message, lines[..lines.len() - more].join("\n"));
+                if more > 0 {
+                    m.push_str(&format!(
+                        "\n… {more} more lines in the log and the step summary"
+                    ));
+                }
+                m
+            },
+        })
+        .collect()
+}
+
+/// A markdown step summary: `title`, a table of checks, each failure's evidence.
+pub fn checks_summary(title: &str, checks: &[Outcome]) -> String {
+    let mut md = format!(
+        "### {title}\n\n| check | kind | verdict | time | defined at |\n| --- | --- | --- | --- | --- |\n"
+    );
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    for o in &r.checks {
+    for o in checks {
         md.push_str(&format!(
             "| {} | {} | {} | {:.1}s | `{}` |\n",
             cell(&o.name),
@@ -227,8 +279,7 @@ fn summary(r: &Report) -> String {
             o.definition
         ));
     }
-    for o in r
-        .checks
+    for o in checks
         .iter()
         .filter(|o| o.status != crate::check::Status::Passed && !o.detail.is_empty())
     {
@@ -240,19 +291,6 @@ fn summary(r: &Report) -> String {
         ));
     }
     md
-}
-
-/// `--junit FILE`: one testsuite for this profile, one testcase per check.
-pub fn write_junit(path: &std::path::Path, r: &Report) -> Result<(), crate::error::StackError> {
-    let suite = crate::ui::junit::Suite {
-        name: format!("stack test {}", r.profile.as_str()),
-        outcomes: &r.checks,
-        diagnostics: r.diagnostics.as_ref().map(|d| d.dir.clone()),
-        timestamp: crate::image::git::utc_now(),
-        hostname: None,
-        seconds: Some(r.seconds),
-    };
-    crate::state::write_file(path, &crate::ui::junit::junit(&[suite]))
 }
 
 pub fn print_clean(r: &CleanReport, format: Format) {

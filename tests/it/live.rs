@@ -882,3 +882,125 @@ fn a_changed_secret_value_is_never_printed() {
         );
     }
 }
+
+/// A local HTTP server standing in for the public host: answers `/health` with `status`.
+fn health_server(status: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    let mut buf = [0u8; 2048];
+                    let _ = conn.read(&mut buf);
+                    let body = "{\"status\": \"ok\"}";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn verify_runs_the_live_checks_against_the_host_and_records_the_result_for_promote() {
+    let Some((live, _)) = live_on_rig() else {
+        return;
+    };
+    let (code, report, err) =
+        live.stack(&["live", "deploy", "prod", "--version", "1.0.0", "--yes"]);
+    assert_eq!(code, Some(0), "{report}\n{err}");
+    // Checks: two marked live (the cluster's rollout, the public health page through the named
+    // forward — which in live means the host), one not (a forward-only check that would fail).
+    let yaml = std::fs::read_to_string(live.dir.path().join("stack.yaml")).unwrap();
+    let yaml = format!(
+        "{yaml}test:
+  forwards:
+    web:
+      service: web
+      port: 80
+  checks:
+    - name: web rolled out
+      live: true
+      ready: deployment/{{{{ release }}}}
+    - name: health
+      live: true
+      http:
+        forward: web
+        path: /health
+        expect:
+          json:
+            /status: ok
+      timeout: 3s
+    - name: only in test
+      command:
+        run: [\"false\"]
+"
+    );
+    std::fs::write(live.dir.path().join("stack.yaml"), yaml).unwrap();
+    let junit = live.dir.path().join("verify.xml");
+    let record = live.dir.path().join(".stack/verify/live/prod.json");
+
+    let (port, stop) = health_server("200 OK");
+    let host = format!("http://127.0.0.1:{port}");
+    let (code, report, err) = live.stack(&[
+        "live",
+        "verify",
+        "prod",
+        "--host",
+        &host,
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(code, Some(0), "{report}\n{err}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["web rolled out", "health"],
+        "only the live checks run"
+    );
+    assert_eq!(
+        report["checks"][1]["message"],
+        format!("GET {host}/health: status 200"),
+        "the host, not a port-forward"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(saved["passed"], true);
+    assert_eq!(saved["revision"], "1");
+    assert_eq!(saved["chart"], "1.0.0");
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains(r#"tests="2" failures="0""#));
+
+    // The host failing: exit 1, the evidence, and a failed record (promote refuses it).
+    let (port, stop) = health_server("503 Service Unavailable");
+    let host = format!("http://127.0.0.1:{port}");
+    let (code, report, _) = live.stack(&["live", "verify", "prod", "--host", &host]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["checks"][1]["status"], "failed");
+    assert!(report["checks"][1]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("503 Service Unavailable"));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(saved["passed"], false);
+}

@@ -11,12 +11,14 @@ pub mod diff;
 pub mod history;
 pub mod recover;
 pub mod target;
+pub mod verify;
 
 pub use deploy::{deploy, DeployOptions, DeployReport, DeployResult};
 pub use diff::{diff, Change, DiffOptions, DiffReport, DiffSummary, ObjectDiff};
 pub use history::{history, rollback, HistoryReport, RollbackOptions, RollbackReport};
 pub use recover::{recover, RecoverOptions, RecoverReport};
 pub use target::{resolve, LiveTarget};
+pub use verify::{verify, VerifyOptions, VerifyReport};
 
 use crate::error::StackError;
 

@@ -1,6 +1,6 @@
 //! The verify gate: promote only what passed `stack live verify` in the source env. The record
-//! lives at `state::State::rel_verify_record(<env>)` (`stack live verify` will write it; until it
-//! exists, `--force` or `promote.requireVerify: false` promote without one, and the commit says
+//! lives at `state::State::rel_verify_record(<env>)`, written by `stack live verify`; without
+//! one, `--force` or `promote.requireVerify: false` promote anyway, and the commit says
 //! `Verify: not recorded`).
 
 use super::source::{ChartVersion, Image};
@@ -44,7 +44,7 @@ pub fn gate(
                     "{why}: `stack promote` promotes only what passed `stack live verify` in the source env, recorded in {rel}"
                 ),
                 hint: Some(format!(
-                    "`stack live verify` is not available yet: pass --force to promote without a record (the commit then says `Verify: not recorded`), or set `promote.requireVerify: false` in {}",
+                    "run `stack live verify {from}` (it records the result), or pass --force to promote without a record (the commit then says `Verify: not recorded`), or set `promote.requireVerify: false` in {}",
                     crate::config::FILE_NAME
                 )),
             })
