@@ -179,6 +179,57 @@ fn no_command_mutates_through_a_context_it_was_not_allowed() {
             kind.clone(),
             vec!["live", "deploy", "live/kind", "--yes", "--version", "0.1.0"],
         ),
+        (
+            "live target on `prod`, not allowlisted",
+            kind.clone(),
+            vec!["live", "verify", "live/prod", "--host", "127.0.0.1:9"],
+        ),
+        (
+            "existing context `prod`, not allowlisted",
+            existing_prod.clone(),
+            vec!["test", "local"],
+        ),
+        (
+            "existing context `prod`, not allowlisted",
+            existing_prod.clone(),
+            vec![
+                "test",
+                "ci",
+                "--chart",
+                "oci://127.0.0.1:25000/x/app",
+                "--chart-version",
+                "0.1.0",
+            ],
+        ),
+        (
+            "existing context `prod`, not allowlisted",
+            existing_prod.clone(),
+            vec!["test", "clean", "ci"],
+        ),
+        (
+            "no context named: the current context is `prod`",
+            existing_implicit.clone(),
+            vec!["test", "local"],
+        ),
+        (
+            "--context prod beside an allowlisted context",
+            existing_allowed.clone(),
+            vec![
+                "test",
+                "ci",
+                "--context",
+                "prod",
+                "--chart",
+                "oci://127.0.0.1:25000/x/app",
+                "--chart-version",
+                "0.1.0",
+            ],
+        ),
+        (
+            "--context kind-prod on a kind project",
+            kind.clone(),
+            vec!["test", "local", "--context", "kind-prod"],
+        ),
     ];
     let mut refused = 0;
     for (why, yaml, args) in &scenarios {
