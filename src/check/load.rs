@@ -40,26 +40,31 @@ pub fn load(
     }
     for rel in check_files(root, files)? {
         let text = read(&root.join(&rel))?;
-        let name: Arc<str> = Arc::from(rel.as_str());
-        let doc = yaml::parse(&name, &text).map_err(StackError::from_parse)?;
-        let list = match &doc.root.value {
-            Value::Map(m) => match m.get("checks") {
-                Some(list) => list,
-                None => {
-                    return Err(StackError::config(
-                        Some(doc.root.origin.clone()),
-                        "a check file holds a list of checks, or a map with `checks:`",
-                        "write `checks:` followed by the list",
-                    ))
-                }
-            },
-            Value::Null => continue,
-            _ => &doc.root,
-        };
-        checks.extend(items(list)?);
+        checks.extend(parse_file(&Arc::from(rel.as_str()), &text)?);
     }
     validate(&checks)?;
     Ok(checks)
+}
+
+/// The checks of one check file (a list of checks, or a map with `checks:`), each located; not
+/// yet validated against the others (names, needs).
+pub fn parse_file(name: &Arc<str>, text: &str) -> Result<Vec<Check>, StackError> {
+    let doc = yaml::parse(name, text).map_err(StackError::from_parse)?;
+    let list = match &doc.root.value {
+        Value::Map(m) => match m.get("checks") {
+            Some(list) => list,
+            None => {
+                return Err(StackError::config(
+                    Some(doc.root.origin.clone()),
+                    "a check file holds a list of checks, or a map with `checks:`",
+                    "write `checks:` followed by the list",
+                ))
+            }
+        },
+        Value::Null => return Ok(Vec::new()),
+        _ => &doc.root,
+    };
+    items(list)
 }
 
 fn read(path: &Path) -> Result<String, StackError> {
@@ -502,6 +507,17 @@ mod tests {
         assert!(err("- name: a\n  assert: {kind: ConfigMap}\n")
             .contains("must name apiVersion, kind and metadata.name"));
         assert!(err("- name: a\n  job: {}\n").contains("exactly one of `file` and `manifest`"));
+    }
+
+    #[test]
+    fn the_seed_check_file_of_every_kind_loads() {
+        let text = include_str!("../../tests/fixtures/checks.yaml");
+        let checks = parse_file(&Arc::from("checks.yaml"), text).unwrap();
+        validate(&checks).unwrap();
+        let kinds: Vec<&str> = checks.iter().map(|c| c.kind).collect();
+        for kind in ["ready", "assert", "absent", "http", "logs", "command", "job"] {
+            assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+        }
     }
 
     #[test]

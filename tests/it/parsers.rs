@@ -44,7 +44,10 @@ fn seeds() -> Vec<(PathBuf, String)> {
         }
     }
     let root = support::project_root();
-    let mut files = vec![root.join("stack.yaml")];
+    let mut files = vec![
+        root.join("stack.yaml"),
+        root.join("tests/fixtures/checks.yaml"),
+    ];
     for d in ["envs", "charts", "tests/corpus", "kind", "k3d"] {
         walk(&root.join(d), &mut files);
     }
@@ -182,6 +185,19 @@ fn parsers_of_user_input_never_panic_on_mutated_input() {
                         e.exit_code(),
                         2,
                         "stack.yaml error with exit {}: {e}",
+                        e.exit_code()
+                    );
+                    err += 1;
+                }
+            }
+            // Check files: checks, or a located configuration error (exit 2).
+            match stack::check::load::parse_file(&file, &input) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert_eq!(
+                        e.exit_code(),
+                        2,
+                        "check file error with exit {}: {e}",
                         e.exit_code()
                     );
                     err += 1;
