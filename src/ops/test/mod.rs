@@ -339,7 +339,7 @@ pub fn run(
         report.status = RunStatus::Conflict;
         return finish(report, &exec);
     }
-    let created_ns = namespace::ensure(&exec, &plan, &client)?;
+    namespace::ensure(&exec, &plan, &client)?;
     if let Some(secret) = &registry.pull_secret {
         pull::apply(&exec, &plan, secret)?;
     }
@@ -402,7 +402,7 @@ pub fn run(
         name: "cleanup".into(),
     });
     report.cleanup = if report.status == RunStatus::Passed && !opts.keep {
-        remove(project, &kube, &rel, &plan, &exec, &client, created_ns)?
+        remove(project, &kube, &rel, &plan, &exec, &client)?
     } else {
         Cleanup::Kept {
             remove_with: format!("stack test clean {}", opts.profile.as_str()),
@@ -484,7 +484,6 @@ fn remove(
     plan: &profile::Plan,
     exec: &Exec,
     client: &::kube::Client,
-    _created_now: bool,
 ) -> anyhow::Result<Cleanup> {
     let record_path = Record::path(&project.root, kube, &plan.release);
     if let Uninstalled::Removed = rel.uninstall(Record::load(&record_path).as_ref(), exec)? {
