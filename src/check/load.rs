@@ -515,7 +515,9 @@ mod tests {
         let checks = parse_file(&Arc::from("checks.yaml"), text).unwrap();
         validate(&checks).unwrap();
         let kinds: Vec<&str> = checks.iter().map(|c| c.kind).collect();
-        for kind in ["ready", "assert", "absent", "http", "logs", "command", "job"] {
+        for kind in [
+            "ready", "assert", "absent", "http", "logs", "command", "job",
+        ] {
             assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
         }
     }

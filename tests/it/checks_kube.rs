@@ -5,151 +5,14 @@
 //! `stack.dev/kwok-exit-code: "<n>"` ends with that exit code (the rig's own stage). Each test
 //! works in its own namespace.
 
-use crate::support;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use crate::rig_ns::{rig, Ns};
+use kube::api::ListParams;
 use serde_json::{json, Value};
 use stack::check::{Outcome, Status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-struct Rig {
-    bin_dir: PathBuf,
-    kubeconfig: PathBuf,
-    client: kube::Client,
-    rt: tokio::runtime::Runtime,
-}
-
-fn rig() -> Option<Rig> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let found = support::rig_env().and_then(|env| {
-        let kubeconfig = PathBuf::from(env.vars.get("KUBECONFIG").ok_or("no KUBECONFIG")?);
-        let client = rt
-            .block_on(stack::kube::client(&kubeconfig, "stack-rig"))
-            .map_err(|e| format!("{e} (run `cargo xtask rig up`)"))?;
-        Ok((kubeconfig, env.bin_dir, client))
-    });
-    let available = found.as_ref().map(|_| ()).map_err(Clone::clone);
-    if !support::require("rig", available) {
-        return None;
-    }
-    let (kubeconfig, bin_dir, client) = found.unwrap();
-    Some(Rig {
-        bin_dir,
-        kubeconfig,
-        client,
-        rt,
-    })
-}
-
-/// A fresh namespace and a project directory, both removed when dropped (the namespace without
-/// waiting).
-struct Ns<'a> {
-    rig: &'a Rig,
-    name: String,
-    root: tempfile::TempDir,
-}
-
-impl Rig {
-    fn namespace(&self, prefix: &str) -> Ns<'_> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
-        let object = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        self.rt
-            .block_on(namespaces.create(&PostParams::default(), &object))
-            .unwrap();
-        Ns {
-            rig: self,
-            name,
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(self.bin_dir.join("kubectl"))
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(["--context", "stack-rig"])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Ns<'_> {
-    fn drop(&mut self) {
-        let _ = self.rig.kubectl(&[
-            "delete",
-            "clusterlogs",
-            &self.name,
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
-        let _ = self
-            .rig
-            .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
-    }
-}
-
 impl Ns<'_> {
-    fn api(&self, object: &Value) -> Api<DynamicObject> {
-        let kind = object["kind"].as_str().unwrap();
-        let api_version = object["apiVersion"].as_str().unwrap();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = match kind {
-            "ClusterLogs" => ApiResource::from_gvk_with_plural(&gvk, "clusterlogs"),
-            _ => ApiResource::from_gvk(&gvk),
-        };
-        if kind.starts_with("Cluster") {
-            Api::all_with(self.rig.client.clone(), &resource)
-        } else {
-            Api::namespaced_with(self.rig.client.clone(), &self.name, &resource)
-        }
-    }
-
-    fn create(&self, object: Value) {
-        let api = self.api(&object);
-        let kind = object["kind"].as_str().unwrap().to_owned();
-        let object: DynamicObject = serde_json::from_value(object).unwrap();
-        self.rig
-            .rt
-            .block_on(api.create(&PostParams::default(), &object))
-            .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
-    }
-
-    /// Runs the checks written (YAML, the items of `test.checks`) in a stack.yaml of this
-    /// namespace's project directory, as `stack test` would.
-    fn run(&self, checks: &str) -> Vec<Outcome> {
-        let indented: String = checks.lines().map(|l| format!("    {l}\n")).collect();
-        let stack_yaml = self.root.path().join("stack.yaml");
-        std::fs::write(&stack_yaml, format!("test:\n  checks:\n{indented}")).unwrap();
-        let loaded = stack::check::load(self.root.path(), Some(&stack_yaml), &[])
-            .unwrap_or_else(|e| panic!("loading the checks: {e:?}"));
-        let ctx = stack::check::Ctx::new(
-            self.rig.client.clone(),
-            &self.name,
-            "t",
-            self.root.path().to_path_buf(),
-            std::sync::Arc::new(stack::ops::events::Discard),
-        );
-        self.rig.rt.block_on(stack::check::run_all(
-            &loaded,
-            &ctx,
-            8,
-            Duration::from_secs(120),
-        ))
-    }
-
     fn count(&self, api_version: &str, kind: &str, selector: &str) -> usize {
         let api = self.api(&json!({"apiVersion": api_version, "kind": kind}));
         self.rig
@@ -250,7 +113,7 @@ fn ready_passes_for_a_rolled_out_deployment_its_service_and_a_completed_job() {
         "spec": {"type": "ExternalName", "externalName": "db.example.com"}
     }));
     ns.create(job("migrate", None));
-    let out = ns.run(
+    let out = ns.run_checks(
         "- {name: api, ready: deployment/api}
 - {name: api-by-label, ready: {kind: Deploy, selector: app=api}}
 - {name: api-pods, ready: {kind: po, selector: app=api}}
@@ -298,7 +161,7 @@ fn ready_fails_with_the_named_reason_and_a_failed_job_fails_at_once() {
     ));
     ns.create(job("broken", Some("1")));
     let start = Instant::now();
-    let out = ns.run(
+    let out = ns.run_checks(
         "- {name: stuck, ready: deployment/stuck, timeout: 5s}
 - {name: missing, ready: sts/nope, timeout: 1s}
 - {name: nothing-matches, ready: {kind: ds, selector: app=none}, timeout: 1s}
@@ -390,7 +253,7 @@ fn assert_matches_a_subset_and_reports_a_field_diff() {
         "data": {"mode": "dev", "level": "info"}
     }));
     ns.create(deployment("api", 2, json!({})));
-    let out = ns.run(&format!(
+    let out = ns.run_checks(&format!(
         "- name: same
   assert:
     apiVersion: v1
@@ -493,7 +356,7 @@ fn absent_passes_once_the_object_is_gone_and_fails_while_it_stays() {
             .output()
             .unwrap()
     });
-    let out = ns.run(
+    let out = ns.run_checks(
         "- {name: never-was, absent: {apiVersion: v1, kind: Secret, metadata: {name: gone}}}
 - {name: deleted, timeout: 30s, absent: {apiVersion: v1, kind: Secret, metadata: {name: going}}}
 - {name: stays, timeout: 2s, absent: {apiVersion: v1, kind: Secret, metadata: {name: old}}}",
@@ -534,7 +397,7 @@ spec:
 ",
     )
     .unwrap();
-    let out = ns.run(
+    let out = ns.run_checks(
         r#"- {name: smoke, job: {file: checks/smoke.yaml}}
 - name: migrate
   job:

@@ -27,6 +27,7 @@ mod oci;
 mod parsers;
 mod promote;
 mod rig;
+mod rig_ns;
 mod safety;
 mod schema_conformance;
 mod strvals;

@@ -170,15 +170,7 @@ pub fn run(
         &serde_json::json!({ "release": plan.release, "namespace": plan.namespace, "project": project.project_name(), "profile": opts.profile.as_str() }),
     );
     let exec = Exec::new(host.runner, &*sink, false);
-    let kube = KubeTarget::new(
-        &project.root,
-        &plan.target.kubeconfig,
-        &plan.target.context,
-        &plan.namespace,
-        &plan.target.allowlist,
-        "deploy the test release",
-    )?;
-    let client = crate::rt::until_cancelled("connecting to the cluster", kube.client())??;
+    let (kube, client) = plan.connect(&project.root, "deploy the test release")?;
     let rel = Release::new(&kube, &plan.release, host)?;
     let mut report = Report {
         profile: opts.profile,
@@ -513,15 +505,7 @@ pub fn clean(
     sink: &dyn Sink,
 ) -> anyhow::Result<CleanReport> {
     let plan = profile::resolve(project, host, opts, false)?;
-    let kube = KubeTarget::new(
-        &project.root,
-        &plan.target.kubeconfig,
-        &plan.target.context,
-        &plan.namespace,
-        &plan.target.allowlist,
-        "remove the test release",
-    )?;
-    let client = crate::rt::until_cancelled("connecting to the cluster", kube.client())??;
+    let (kube, client) = plan.connect(&project.root, "remove the test release")?;
     let rel = Release::new(&kube, &plan.release, host)?;
     let exec = Exec::new(host.runner, sink, false);
     let record_path = Record::path(&project.root, &kube, &plan.release);

@@ -51,6 +51,24 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The release's target (allowlist checked for `action`) and a client for it.
+    pub fn connect(
+        &self,
+        root: &std::path::Path,
+        action: &str,
+    ) -> Result<(crate::release::KubeTarget, ::kube::Client), StackError> {
+        let kube = crate::release::KubeTarget::new(
+            root,
+            &self.target.kubeconfig,
+            &self.target.context,
+            &self.namespace,
+            &self.target.allowlist,
+            action,
+        )?;
+        let client = crate::rt::until_cancelled("connecting to the cluster", kube.client())??;
+        Ok((kube, client))
+    }
+
     pub fn is_oci(&self) -> bool {
         self.chart.starts_with("oci://")
     }
