@@ -12,6 +12,7 @@
 
 pub mod allowlist;
 pub mod chart;
+pub mod manifest;
 mod record;
 
 pub use record::Record;
@@ -214,9 +215,18 @@ impl<'a> Release<'a> {
     /// `helm get manifest NAME`: what the deployed revision applied; `None` when the release is
     /// not installed.
     pub fn manifest(&self) -> Result<Option<String>, StackError> {
-        let cmd = self
-            .target
-            .helm(&self.helm, &["get", "manifest", &self.name]);
+        self.manifest_at(None)
+    }
+
+    /// `helm get manifest NAME [--revision N]`: what that revision applied; `None` when the
+    /// release (or revision) is not there.
+    pub fn manifest_at(&self, revision: Option<u64>) -> Result<Option<String>, StackError> {
+        let rev = revision.map(|r| r.to_string());
+        let mut args = vec!["get", "manifest", self.name.as_str()];
+        if let Some(r) = &rev {
+            args.extend(["--revision", r.as_str()]);
+        }
+        let cmd = self.target.helm(&self.helm, &args);
         let out = self
             .host
             .runner

@@ -169,15 +169,22 @@ pub fn print_history(r: &HistoryReport, format: Format) {
         return;
     }
     crate::outln!(
-        "{:<9} {:<26} {:<24} {:<24} APP VERSION",
+        "{:<9} {:<26} {:<24} {:<24} {:<12} IMAGES",
         "REVISION",
         "UPDATED",
         "STATUS",
-        "CHART"
+        "CHART",
+        "APP VERSION"
     );
     for v in &r.revisions {
+        // `registry/team/api:1.4.2` → `api:1.4.2`: the tag is what differs between revisions.
+        let images: Vec<&str> = v
+            .images
+            .iter()
+            .map(|i| i.rsplit('/').next().unwrap_or(i))
+            .collect();
         crate::outln!(
-            "{:<9} {:<26} {:<24} {:<24} {}",
+            "{:<9} {:<26} {:<24} {:<24} {:<12} {}",
             v.revision,
             v.updated.get(..25).unwrap_or(&v.updated),
             if v.backed_out {
@@ -186,7 +193,8 @@ pub fn print_history(r: &HistoryReport, format: Format) {
                 v.status.clone()
             },
             v.chart,
-            v.app_version
+            v.app_version,
+            images.join(", ")
         );
     }
 }

@@ -574,6 +574,12 @@ fn deploy_good_then_bad_rolls_back_then_explicit_rollback() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(history["revisions"][0]["chart"], "web-1.0.0", "{history}");
     assert_eq!(history["revisions"][0]["status"], "deployed");
+    // What the revision ran, from its manifest.
+    assert_eq!(
+        history["revisions"][0]["images"],
+        serde_json::json!(["registry.example/web:1.0"]),
+        "{history}"
+    );
 
     let (code, bad, err) = live.stack(&["live", "deploy", "prod", "--version", "2.0.0", "--yes"]);
     assert_eq!(code, Some(1), "{bad}\n{err}");

@@ -128,7 +128,7 @@ type Key = (String, String, String);
 fn objects(text: &str, source: &str, namespace: &str) -> Result<BTreeMap<Key, Node>, StackError> {
     let file: Arc<str> = Arc::from(source);
     let mut out = BTreeMap::new();
-    for doc in documents(text) {
+    for doc in crate::release::manifest::documents(text) {
         let node = crate::yaml::parse(&file, &doc).map_err(|e| StackError::Internal {
             message: format!("{source} printed a manifest that is not YAML: {e}"),
         })?;
@@ -156,25 +156,6 @@ fn objects(text: &str, source: &str, namespace: &str) -> Result<BTreeMap<Key, No
         out.insert((kind, ns, name), node.root);
     }
     Ok(out)
-}
-
-/// `---`-separated documents.
-fn documents(text: &str) -> Vec<String> {
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line == "---" || line.starts_with("--- ") {
-            docs.push(String::new());
-            continue;
-        }
-        let cur = docs.last_mut().expect("one document at least");
-        cur.push_str(line);
-        cur.push('\n');
-    }
-    docs.retain(|d| {
-        d.lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-    });
-    docs
 }
 
 /// The objects that differ, Secrets redacted on both sides first.

@@ -23,11 +23,21 @@ pub struct HistoryReport {
 pub fn history(project: &Project, host: &Host, target: &str) -> anyhow::Result<HistoryReport> {
     let t = super::resolve(project, host, target, None, "read the history of")?;
     let rel = Release::new(&t.kube, &t.release, host)?;
-    let revisions = if rel.status().is_some() {
+    let mut revisions = if rel.status().is_some() {
         revisions(&rel)?
     } else {
         Vec::new()
     };
+    // What each revision ran: the images of its manifest (helm keeps every revision's).
+    for r in &mut revisions {
+        if let Some(text) = rel.manifest_at(Some(r.revision))? {
+            let objects = crate::release::manifest::objects(&text, "helm get manifest")?;
+            r.images = crate::release::manifest::images(&objects)
+                .into_iter()
+                .map(|(_, image)| image)
+                .collect();
+        }
+    }
     Ok(HistoryReport {
         target: t.env.name.clone(),
         context: t.kube.context().to_owned(),

@@ -76,6 +76,9 @@ pub struct Revision {
     /// but its rollout failed or someone undid it): never a default rollback target.
     #[serde(rename = "backedOut")]
     pub backed_out: bool,
+    /// The container images this revision ran (from its manifest; `stack live history` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl Revision {
@@ -89,6 +92,7 @@ impl Revision {
             app_version: s("app_version"),
             description: s("description"),
             backed_out: false,
+            images: Vec::new(),
         })
     }
 

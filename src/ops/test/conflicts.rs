@@ -37,37 +37,7 @@ pub fn render(
             "`stack validate envs --helm` reproduces template errors offline",
         )
     })?;
-    let mut objects = Vec::new();
-    for (i, doc) in documents(&out.stdout).iter().enumerate() {
-        let name: std::sync::Arc<str> =
-            std::sync::Arc::from(format!("helm template (document {})", i + 1).as_str());
-        let parsed = crate::yaml::parse(&name, doc).map_err(StackError::from_parse)?;
-        let value = parsed.root.value.to_json();
-        if value.is_object() && value["kind"].is_string() {
-            objects.push(value);
-        }
-    }
-    Ok(objects)
-}
-
-/// `---`-separated documents of helm's output.
-fn documents(text: &str) -> Vec<String> {
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line == "---" || line.starts_with("--- ") {
-            docs.push(String::new());
-        } else {
-            let last = docs.last_mut().expect("one document at least");
-            last.push_str(line);
-            last.push('\n');
-        }
-    }
-    docs.into_iter()
-        .filter(|d| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        })
-        .collect()
+    crate::release::manifest::objects(&out.stdout, "helm template")
 }
 
 /// Objects of `manifests` that exist without belonging to `release` in `namespace`.
@@ -142,16 +112,4 @@ pub async fn find(
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn documents_skip_empty_and_comment_only_ones() {
-        let docs = super::documents(
-            "---\n# Source: a\n---\n# Source: b\napiVersion: v1\nkind: ConfigMap\n---\n\n",
-        );
-        assert_eq!(docs.len(), 1);
-        assert!(docs[0].contains("kind: ConfigMap"));
-    }
 }

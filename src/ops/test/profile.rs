@@ -304,45 +304,24 @@ pub fn generated_values(
     Ok(values)
 }
 
-/// Every container image the rendered manifests name (containers and init containers of
-/// Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs and Pods), once each.
+/// Every container image the rendered manifests name (`release::manifest::images`), parsed as
+/// the registry API needs it.
 pub fn manifest_images(
     manifests: &[serde_json::Value],
 ) -> Result<Vec<(String, Reference)>, StackError> {
-    let mut out: Vec<(String, Reference)> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for m in manifests {
-        let kind = m["kind"].as_str().unwrap_or_default();
-        let pod = match kind {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-                &m["spec"]["template"]["spec"]
-            }
-            "CronJob" => &m["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-            "Pod" => &m["spec"],
-            _ => continue,
-        };
-        let owner = format!(
-            "{}/{}",
-            kind.to_ascii_lowercase(),
-            m["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        for list in ["initContainers", "containers"] {
-            for c in pod[list].as_array().into_iter().flatten() {
-                let Some(image) = c["image"].as_str() else {
-                    continue;
-                };
-                if !seen.insert(image.to_owned()) {
-                    continue;
-                }
-                let reference = crate::oci::parse_image(image).map_err(|m| StackError::Usage {
-                    message: format!("{owner} container {}: image `{image}`: {m}", c["name"].as_str().unwrap_or_default()),
-                    hint: Some("the chart renders an image reference no registry can serve; check the image values".into()),
-                })?;
-                out.push((format!("image {image} ({owner})"), reference));
-            }
-        }
-    }
-    Ok(out)
+    crate::release::manifest::images(manifests)
+        .into_iter()
+        .map(|(owner, image)| {
+            let reference = crate::oci::parse_image(&image).map_err(|m| StackError::Usage {
+                message: format!("{owner}: image `{image}`: {m}"),
+                hint: Some(
+                    "the chart renders an image reference no registry can serve; check the image values"
+                        .into(),
+                ),
+            })?;
+            Ok((format!("image {image} ({owner})"), reference))
+        })
+        .collect()
 }
 
 /// Confirms each artifact in its registry (in parallel). A registry that cannot be asked is
