@@ -145,6 +145,7 @@ mod tests {
             app_version: String::new(),
             description: String::new(),
             backed_out: false,
+            images: Vec::new(),
         }
     }
 
