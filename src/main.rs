@@ -215,6 +215,24 @@ fn run(cli: Cli, format: ui::Format) -> anyhow::Result<Outcome> {
             ui::promote::print(&report, format);
             Ok(report.outcome())
         }
+        Command::Release(args) => {
+            let project = load(&root)?;
+            let opts = ops::publish::Options {
+                version: args.version,
+                registry: args.registry,
+                dry_run: args.dry_run,
+                update_deps: args.update_deps,
+                no_tag: args.no_tag,
+            };
+            let report = ops::publish::run(
+                &project,
+                &opts,
+                &tool::Host::from_env(&tool::RealRunner),
+                &view,
+            )?;
+            ui::release::print(&report, format);
+            Ok(report.outcome())
+        }
         Command::Live(cmd) => {
             let project = load(&root)?;
             let host = tool::Host::from_env(&tool::RealRunner);

@@ -415,6 +415,149 @@ async fn check(
     }
 }
 
+/// Helm's chart layer media type (the chart `.tgz`, byte for byte as `helm package` wrote it).
+pub const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+/// A manifest read whole: its digest and its JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub digest: String,
+    pub json: serde_json::Value,
+}
+
+impl Manifest {
+    /// The digest of the first layer of `media_type` (a Helm chart's `.tgz`: [`HELM_CHART_LAYER`]).
+    pub fn layer(&self, media_type: &str) -> Option<&str> {
+        self.json["layers"]
+            .as_array()?
+            .iter()
+            .find(|l| l["mediaType"].as_str() == Some(media_type))
+            .and_then(|l| l["digest"].as_str())
+    }
+}
+
+/// GETs `r`'s manifest (`None`: it does not exist), authenticating as [`exists`] does.
+pub async fn manifest(
+    r: &Reference,
+    creds: Option<&Credentials>,
+    plain_http: bool,
+    timeout: Duration,
+) -> Result<Option<Manifest>, String> {
+    let url = api_url(
+        r,
+        plain_http,
+        &format!("manifests/{}", r.manifest_reference()),
+    );
+    let read = async {
+        let Some(resp) = get(r, &url, creds, timeout).await? else {
+            return Ok(None);
+        };
+        let digest = resp
+            .header("docker-content-digest")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&resp.body)));
+        let json = serde_json::from_slice(&resp.body).map_err(|e| {
+            format!(
+                "registry {}: the manifest of {r} is no JSON: {e}",
+                r.registry
+            )
+        })?;
+        Ok(Some(Manifest { digest, json }))
+    };
+    bounded(r, timeout, read)
+        .await
+        .map_err(|e| redact(e, creds))
+}
+
+/// GETs the blob `digest` of `r`'s repository, checked against its digest (sha256).
+pub async fn blob(
+    r: &Reference,
+    digest: &str,
+    creds: Option<&Credentials>,
+    plain_http: bool,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let url = api_url(r, plain_http, &format!("blobs/{digest}"));
+    let read = async {
+        let body = get(r, &url, creds, timeout)
+            .await?
+            .ok_or_else(|| format!("registry {}: blob {digest} of {r} is missing", r.registry))?
+            .body;
+        let got = format!("sha256:{:x}", Sha256::digest(&body));
+        if got != digest {
+            return Err(format!(
+                "registry {}: blob {digest} of {r} arrived as {got}",
+                r.registry
+            ));
+        }
+        Ok(body)
+    };
+    bounded(r, timeout, read)
+        .await
+        .map_err(|e| redact(e, creds))
+}
+
+async fn bounded<T>(
+    r: &Reference,
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "registry {}: no answer for {r} within {}s",
+            r.registry,
+            timeout.as_secs_f32()
+        )),
+    }
+}
+
+fn api_url(r: &Reference, plain_http: bool, rest: &str) -> String {
+    let scheme = if uses_plain_http(&r.registry, plain_http) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{}/v2/{}/{rest}", r.registry, r.repository)
+}
+
+/// A GET answering one authentication challenge; `None` when the registry says it does not exist.
+async fn get(
+    r: &Reference,
+    url: &str,
+    creds: Option<&Credentials>,
+    timeout: Duration,
+) -> Result<Option<Response>, String> {
+    let mut authorization: Option<String> = None;
+    loop {
+        let resp = manifest_request("GET", url, authorization.as_deref(), timeout)
+            .await
+            .map_err(|e| format!("registry {}: {e}", r.registry))?;
+        match resp.status {
+            200..=299 => return Ok(Some(resp)),
+            404 => return Ok(None),
+            401 if authorization.is_none() => {
+                authorization = Some(answer_challenge(&resp, r, creds, timeout).await?);
+            }
+            401 | 403 => return Err(denied(r, creds, resp.status, &resp)),
+            status => {
+                let codes = error_codes(&resp.body);
+                if codes
+                    .iter()
+                    .any(|c| c == "MANIFEST_UNKNOWN" || c == "NAME_UNKNOWN" || c == "BLOB_UNKNOWN")
+                {
+                    return Ok(None);
+                }
+                return Err(format!(
+                    "registry {} answered {status} for {url}{}",
+                    r.registry,
+                    message(&resp.body)
+                ));
+            }
+        }
+    }
+}
+
 /// One manifest request, following up to 5 redirects; an `Authorization` goes only to the same
 /// scheme and host.
 async fn manifest_request(

@@ -65,6 +65,11 @@ pub enum Command {
     /// Copy the versions env FROM runs (image tags, chart version) into env TO's files, editing
     /// only the bytes that change; shows the diff first.
     Promote(PromoteArgs),
+    /// Publish the chart: version (--version, or from conventional commits since the last tag),
+    /// Chart.yaml edited in place, lock verified, `helm package` + `helm push oci://…`, then the
+    /// git tag. The same version with the same contents is a no-op; with other contents it is
+    /// refused (exit 1): versions are immutable.
+    Release(ReleaseArgs),
     /// Production targets (envs/live/): deploy released charts, history, rollback.
     #[command(subcommand)]
     Live(Live),
@@ -76,6 +81,27 @@ pub enum Command {
     /// Generate files for this project: `init github` writes the GitHub Actions workflows.
     #[command(subcommand)]
     Init(Init),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct ReleaseArgs {
+    /// The version to release (SemVer). Default: the next one from the conventional commits
+    /// since the last release tag (the Chart.yaml version for the first release).
+    #[arg(long = "version", id = "release_version", value_name = "V")]
+    pub version: Option<String>,
+    /// Where to push: `oci://REGISTRY/PATH` (default `release.registry`).
+    #[arg(long, value_name = "oci://REG/PATH")]
+    pub registry: Option<String>,
+    /// Show the version, the Chart.yaml diff and the commands; change and push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run `helm dependency update` (rewrites Chart.lock) instead of refusing a stale lock.
+    #[arg(long)]
+    pub update_deps: bool,
+    /// Push without creating the git tag.
+    #[arg(long)]
+    pub no_tag: bool,
 }
 
 #[derive(Debug, Subcommand)]

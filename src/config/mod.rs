@@ -10,6 +10,7 @@ pub mod dotenv;
 pub mod images;
 pub mod live;
 pub mod promote;
+pub mod release;
 pub mod test;
 
 use crate::error::StackError;
@@ -58,6 +59,9 @@ pub struct Config {
     /// `stack test local|ci`: checks, profiles, the published chart and images, pull credentials.
     #[serde(default)]
     pub test: test::TestConfig,
+    /// `stack release`: the OCI registry the chart is pushed to, the tag template, credentials.
+    #[serde(default)]
+    pub release: release::ReleaseConfig,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             promote: promote::PromoteConfig::default(),
             live: live::LiveConfig::default(),
             test: test::TestConfig::default(),
+            release: release::ReleaseConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod junit;
 pub mod live;
 pub mod logs;
 pub mod promote;
+pub mod release;
 pub mod test;
 pub mod up;
 pub mod values;

@@ -397,7 +397,10 @@ fn image_ids(p: &Proj) -> String {
             ],
         ));
     }
-    all
+    // Sorted: the daemon lists images by creation time, which a re-tag elsewhere reorders.
+    let mut lines: Vec<&str> = all.lines().collect();
+    lines.sort_unstable();
+    lines.join("\n")
 }
 
 #[test]

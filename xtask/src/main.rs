@@ -7,12 +7,15 @@
 //! - `env`    prints the `export` lines that put the cached tools on PATH.
 //! - `fuzz-values` runs the differential test of value composition against real helm with many
 //!   generated cases (default 5000) and a time-based seed (`--cases N --seed S`).
+//! - `reliability converge` kills `stack up --once` / `build --deliver` at random points on the rig
+//!   and checks that the next run converges (`--runs N --seed S --commands up,build`).
 
 // Chores drive tools directly; the one-spawner rule (clippy.toml) is for the product crate.
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
 mod fuzz;
+mod reliability;
 mod rig;
 mod tools;
 
@@ -33,8 +36,9 @@ fn main() -> Result<()> {
         Some("rig") => rig::run(rest),
         Some("fuzz-values") => fuzz::run(rest),
         Some("fuzz-parsers") => fuzz::parsers(rest),
+        Some("reliability") => reliability::run(rest),
         _ => bail!(
-            "usage: cargo xtask <setup|env|ci|bench validate|build|up|test|fuzz-values [--cases N] [--seed S]|fuzz-parsers [--cases N] [--seed S]>\n\
+            "usage: cargo xtask <setup|env|ci|bench validate|build|up|test|fuzz-values [--cases N] [--seed S]|fuzz-parsers [--cases N] [--seed S]|reliability converge [--runs N] [--seed S] [--commands up,build]>\n\
              see xtask/src/main.rs for what each task does"
         ),
     }

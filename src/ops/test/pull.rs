@@ -1,16 +1,18 @@
 //! Registry credentials for the test release, from the environment only: the
 //! `kubernetes.io/dockerconfigjson` pull Secret (server-side applied, idempotent), the namespace's
 //! default ServiceAccount patched to use it, `helm registry login --password-stdin` into a
-//! registry config file of stack's own (never the user's), and the credentials the OCI
+//! registry config file of stack's own (never the user's; `ops::helm_registry`, shared with
+//! `stack release`), and the credentials the OCI
 //! existence checks use. The password never reaches argv, an event, a report or a log.
 
 use super::profile::Plan;
 use crate::config::Project;
 use crate::error::StackError;
+use crate::ops::helm_registry::HelmRegistry;
 use crate::ops::plan::Exec;
 use crate::tool::Cmd;
 use base64::Engine;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Credentials resolved from the environment variables stack.yaml names.
 pub struct PullSecret {
@@ -33,9 +35,7 @@ impl std::fmt::Debug for PullSecret {
 
 pub struct RegistryLogin {
     pub pull_secret: Option<PullSecret>,
-    /// helm's registry config for this run (`HELM_REGISTRY_CONFIG`), under `.stack/`.
-    config: PathBuf,
-    plain_http: bool,
+    helm: HelmRegistry,
 }
 
 impl RegistryLogin {
@@ -62,8 +62,10 @@ impl RegistryLogin {
         };
         Ok(RegistryLogin {
             pull_secret,
-            config: crate::state::State::new(&project.root).helm_registry_config(),
-            plain_http: plan.plain_http,
+            helm: HelmRegistry::new(
+                crate::state::State::new(&project.root).helm_registry_config(),
+                plan.plain_http,
+            ),
         })
     }
 
@@ -89,26 +91,22 @@ impl RegistryLogin {
         let Some(s) = &self.pull_secret else {
             return Ok(());
         };
-        let mut cmd = self.helm_env(Cmd::new(helm).args([
-            "registry",
-            "login",
+        let creds = crate::oci::Credentials {
+            username: s.username.clone(),
+            password: s.password.clone(),
+        };
+        self.helm.login(
+            exec,
+            helm,
             &s.registry,
-            "--username",
-            &s.username,
-            "--password-stdin",
-        ]));
-        if self.plain_http {
-            cmd = cmd.arg("--plain-http");
-        }
-        let cmd = cmd.stdin_secret(s.password.clone());
-        exec.run(&format!("log helm in to {}", s.registry), &cmd)
-            .map(|_| ())
-            .map_err(|e| StackError::tool(e, "check the registry credentials in the environment"))
+            &creds,
+            "check the registry credentials in the environment",
+        )
     }
 
     /// `cmd` with stack's helm registry config.
     pub fn helm_env(&self, cmd: Cmd) -> Cmd {
-        cmd.env("HELM_REGISTRY_CONFIG", self.config.to_string_lossy())
+        self.helm.env(cmd)
     }
 }
 
