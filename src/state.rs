@@ -6,6 +6,7 @@
 //! - `clusters/<context>.json` — ownership record of a cluster stack created;
 //! - `<provider>-<name>.yaml` — a provider config with stack's additions;
 //! - `up/<context>/<namespace>/<release>.json` — the release record (fingerprint, revision);
+//! - `up/<context>/<namespace>/<release>.intent.json` — an upgrade started, not yet recorded;
 //! - `up/<release>.values.json` — generated image overrides passed to helm last;
 //! - `diagnostics/<release>/` — what a failed rollout looked like;
 //! - `cache/build/<image>.json` — the stat cache of a build context;
@@ -67,6 +68,15 @@ impl State {
             .join(context)
             .join(namespace)
             .join(format!("{release}.json"))
+    }
+
+    /// An upgrade stack started and has not yet recorded (see `release::Intent`).
+    pub fn release_intent(&self, context: &str, namespace: &str, release: &str) -> PathBuf {
+        self.dir()
+            .join("up")
+            .join(context)
+            .join(namespace)
+            .join(format!("{release}.intent.json"))
     }
 
     /// Generated values (image references) passed to helm last.

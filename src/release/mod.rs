@@ -15,7 +15,7 @@ pub mod chart;
 pub mod manifest;
 mod record;
 
-pub use record::Record;
+pub use record::{Intent, Record};
 
 use crate::error::StackError;
 use crate::ops::plan::Exec;
@@ -120,6 +120,8 @@ pub struct Status {
     pub first_deployed: String,
     /// When the deployed revision was installed (RFC 3339, as helm prints it).
     pub last_deployed: String,
+    /// The revision's description (`--description`; stack puts its upgrade token there).
+    pub description: String,
 }
 
 /// One release on a target.
@@ -176,6 +178,10 @@ impl<'a> Release<'a> {
                 .unwrap_or_default()
                 .to_owned(),
             last_deployed: doc["info"]["last_deployed"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            description: doc["info"]["description"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),

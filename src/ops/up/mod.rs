@@ -14,7 +14,7 @@ use crate::ops::events::Sink;
 use crate::ops::plan::{Exec, StepReport};
 use crate::ops::{build, cluster, validate};
 pub use crate::release::Rollout;
-use crate::release::{chart, KubeTarget, Record, Release, Uninstalled};
+use crate::release::{chart, Intent, KubeTarget, Record, Release, Uninstalled};
 use crate::tool::Host;
 use serde::Serialize;
 
@@ -178,10 +178,12 @@ pub fn up(
     )?;
     let rel = Release::new(&kube, &release, host)?;
     let record = Record::path(&project.root, &kube, &release);
+    let intent_path = Intent::path(&project.root, &kube, &release);
     let helm_step = (|| -> anyhow::Result<HelmStep> {
-        if let (Some(deployed), Some(rec)) = (rel.status(), Record::load(&record)) {
+        let deployed = rel.status();
+        if let (Some(deployed), Some(rec)) = (&deployed, Record::load(&record)) {
             if rec.fingerprint == fingerprint
-                && rec.matches(&deployed)
+                && rec.matches(deployed)
                 && deployed.status == "deployed"
             {
                 return Ok(HelmStep::UpToDate {
@@ -189,7 +191,21 @@ pub fn up(
                 });
             }
         }
-        let upgrade = rel.upgrade_cmd(&chart_rel, &layers);
+        // An earlier run was stopped after helm began this very upgrade (helm finished it as an
+        // orphan) or before it recorded it: adopt that revision instead of making another.
+        if let (Some(deployed), Some(intent)) = (&deployed, Intent::load(&intent_path)) {
+            if !opts.dry_run && intent.made(&fingerprint, deployed) {
+                Record::new(&fingerprint, deployed).save(&record)?;
+                let _ = std::fs::remove_file(&intent_path);
+                return Ok(HelmStep::UpToDate {
+                    revision: deployed.revision,
+                });
+            }
+        }
+        let intent = Intent::new(&fingerprint);
+        let upgrade = rel
+            .upgrade_cmd(&chart_rel, &layers)
+            .args(["--description", &intent.description()]);
         let command = upgrade.short_line();
         exec.write(
             "image references for the release (passed last to helm)",
@@ -199,11 +215,15 @@ pub fn up(
         chart::vendor_dependencies(project, &exec, rel.helm_path(), &chart_rel)?;
         // Re-checked right before the mutating step: nothing deploys to a context outside the allowlist.
         crate::release::allowlist::check(&target.context, &target.allowlist, "deploy")?;
+        if !opts.dry_run {
+            intent.save(&intent_path)?;
+        }
         let Some(deployed) = rel.upgrade(&upgrade, &exec)? else {
             return Ok(HelmStep::WouldUpgrade { command });
         };
         // Written only once helm reports the release: the record names what exists.
         Record::new(&fingerprint, &deployed).save(&record)?;
+        let _ = std::fs::remove_file(&intent_path);
         Ok(HelmStep::Upgraded {
             revision: deployed.revision,
             command,
