@@ -48,6 +48,9 @@ pub struct Context {
     /// default of `STACK_GIT`; empty when this build of stack does not know it (Cargo.toml has no
     /// `repository`), and the workflow then requires the Actions variable `STACK_GIT`.
     pub stack_git: String,
+    /// The environment variables `test.pullSecret` reads (user name, password/token): the e2e step
+    /// gets each from the repository secret of the same name.
+    pub registry_secrets: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -111,6 +114,19 @@ pub fn context(project: &Project, host: &Host) -> Context {
         stack_git: stack_repository()
             .map(|url| format!("'{}'", url.replace('\'', "''")))
             .unwrap_or_default(),
+        registry_secrets: project
+            .config
+            .test
+            .pull_secret
+            .iter()
+            .flat_map(|p| [p.username_env.clone(), p.password_env.clone()])
+            // A name a secret can have (and a YAML key needs no quoting): others are left out.
+            .filter(|n| {
+                !n.is_empty()
+                    && !n.starts_with(|c: char| c.is_ascii_digit())
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            .collect(),
     }
 }
 

@@ -123,11 +123,28 @@ fn init_github_writes_a_workflow_actionlint_accepts() {
         name: "\"shop CI\"".into(),
         default_branch: "\"trunk\"".into(),
         stack_git: "'https://example.com/acme/stack.git'".into(),
+        registry_secrets: Vec::new(),
     };
     for (rel, text) in stack::ops::init::render(&ctx) {
         assert!(text.contains("${{ vars.STACK_GIT || 'https://example.com/acme/stack.git' }}"));
         std::fs::write(p.root.join(rel), text).unwrap();
     }
+    let (status, output) = actionlint(&lint, &p.root);
+    assert_eq!(status, 0, "actionlint found problems:\n{output}");
+
+    // A project whose tests pull with credentials: the e2e step reads them from secrets.
+    std::fs::write(
+        p.root.join("stack.yaml"),
+        "apiVersion: stack/v1\nproject: shop\ntest:\n  pullSecret:\n    registry: ghcr.io\n    usernameEnv: GHCR_USER\n    passwordEnv: GHCR_TOKEN\n",
+    )
+    .unwrap();
+    let out = p.init(&["--force"]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    let workflow = p.read();
+    assert!(
+        workflow.contains("          GHCR_USER: ${{ secrets.GHCR_USER }}\n          GHCR_TOKEN: ${{ secrets.GHCR_TOKEN }}\n"),
+        "{workflow}"
+    );
     let (status, output) = actionlint(&lint, &p.root);
     assert_eq!(status, 0, "actionlint found problems:\n{output}");
 }
