@@ -272,6 +272,7 @@ mod tests {
             name: yaml_string("shop CI"),
             default_branch: yaml_string("main"),
             stack_git: stack_git.into(),
+            registry_secrets: Vec::new(),
         }
     }
 
