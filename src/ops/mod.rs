@@ -127,6 +127,7 @@ pub mod build;
 pub mod cluster;
 pub mod doctor;
 pub mod events;
+pub(crate) mod git;
 pub mod helm_registry;
 pub mod init;
 pub mod live;

@@ -13,7 +13,6 @@
 
 mod diff;
 mod files;
-mod git;
 mod gitops;
 mod plan;
 mod source;
@@ -137,7 +136,7 @@ pub fn run(
 
     let exec = Exec::new(host.runner, sink, opts.dry_run);
     let git = if commit {
-        let g = git::Git {
+        let g = crate::ops::git::Git {
             bin: host.tool(Tool::Git)?,
             root: &project.root,
         };
@@ -151,7 +150,7 @@ pub fn run(
         )?;
         Some(g)
     } else {
-        host.tool(Tool::Git).ok().map(|bin| git::Git {
+        host.tool(Tool::Git).ok().map(|bin| crate::ops::git::Git {
             bin,
             root: &project.root,
         })

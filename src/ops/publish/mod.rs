@@ -26,13 +26,14 @@ pub mod version;
 use crate::config::Project;
 use crate::error::StackError;
 use crate::ops::events::Sink;
+use crate::ops::git::Git;
 use crate::ops::helm_registry::HelmRegistry;
 use crate::ops::plan::{Exec, StepReport};
 use crate::tool::{Cmd, Host, Runner, Tool};
 use crate::yaml::edit::{Editor, Yaml};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use version::Version;
 
@@ -165,7 +166,7 @@ pub fn run(
         root: &project.root,
     };
     if !opts.no_tag || explicit.is_none() {
-        git.require_repo(host.runner)?;
+        git.require_release_repo(host.runner)?;
     }
 
     // 1. The version.
@@ -535,25 +536,9 @@ fn credentials(
     }))
 }
 
-/// git through the Runner: questions read-only, the tag a step of the executor.
-struct Git<'a> {
-    bin: PathBuf,
-    root: &'a Path,
-}
-
+/// What `stack release` asks git (read-only) and the tag (a step of the executor).
 impl Git<'_> {
-    fn cmd(&self) -> Cmd {
-        Cmd::new(&self.bin)
-            .arg("-C")
-            .arg(self.root.to_string_lossy())
-    }
-
-    fn ask(&self, runner: &dyn Runner, args: &[&str]) -> Option<String> {
-        let out = runner.output(&self.cmd().args(args.iter().copied())).ok()?;
-        out.success().then(|| out.stdout.trim().to_owned())
-    }
-
-    fn require_repo(&self, runner: &dyn Runner) -> Result<(), StackError> {
+    fn require_release_repo(&self, runner: &dyn Runner) -> Result<(), StackError> {
         match self.ask(runner, &["rev-parse", "--is-inside-work-tree"]) {
             Some(s) if s == "true" => Ok(()),
             _ => Err(StackError::Usage {

@@ -1,5 +1,7 @@
-//! Git for a promotion, through the Runner: the source values' revision (read-only), the branch a
-//! pull request comes from, and the commit with its trailers (steps of the executor).
+//! git in the project's work tree, through the Runner: read-only questions (`ask`), and changes as
+//! steps of the executor. Shared by `stack promote` (the source values' revision, the branch a pull
+//! request comes from, the commit with its trailers — here) and `stack release` (tags and commit
+//! messages — in `ops::publish`).
 
 use crate::error::StackError;
 use crate::ops::plan::Exec;
@@ -12,14 +14,14 @@ pub struct Git<'a> {
 }
 
 impl Git<'_> {
-    fn cmd(&self) -> Cmd {
+    pub(crate) fn cmd(&self) -> Cmd {
         Cmd::new(&self.bin)
             .arg("-C")
             .arg(self.root.to_string_lossy())
     }
 
     /// A read-only question; `None` when git says no (not a repository, no such ref).
-    fn ask(&self, runner: &dyn Runner, args: &[&str]) -> Option<String> {
+    pub(crate) fn ask(&self, runner: &dyn Runner, args: &[&str]) -> Option<String> {
         let out = runner.output(&self.cmd().args(args.iter().copied())).ok()?;
         out.success().then(|| out.stdout.trim().to_owned())
     }
